@@ -1,0 +1,196 @@
+//! The Fluent catalog: every user-facing text, from `locales/en/*.ftl` and `locales/hi/*.ftl`,
+//! embedded at build time so the engine stays free of IO.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use serde::{Deserialize, Serialize};
+
+use crate::Lang;
+use crate::reply::{Arg, Hint, Label, Reply, Text};
+
+/// The locale files, the same names in both languages.
+pub const FILES: [&str; 5] = ["common", "menu", "report", "status", "notify"];
+
+macro_rules! sources {
+    ($lang:literal) => {
+        [
+            include_str!(concat!("../../locales/", $lang, "/common.ftl")),
+            include_str!(concat!("../../locales/", $lang, "/menu.ftl")),
+            include_str!(concat!("../../locales/", $lang, "/report.ftl")),
+            include_str!(concat!("../../locales/", $lang, "/status.ftl")),
+            include_str!(concat!("../../locales/", $lang, "/notify.ftl")),
+        ]
+    };
+}
+
+/// The embedded FTL sources of one language, in [`FILES`] order.
+pub fn sources(lang: Lang) -> [&'static str; 5] {
+    match lang {
+        Lang::Hi => sources!("hi"),
+        Lang::En => sources!("en"),
+    }
+}
+
+/// Both languages' bundles. Build once ([`Catalog::global`]) and share: bundles are costly.
+pub struct Catalog {
+    hi: FluentBundle<FluentResource>,
+    en: FluentBundle<FluentResource>,
+}
+
+/// A reply rendered into one language, ready for a channel to shape natively.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendered {
+    /// The paragraphs of the reply, joined by blank lines.
+    pub body: String,
+    pub choices: Vec<RenderedChoice>,
+    pub hint: Option<Hint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedChoice {
+    /// Stable id a button sends back.
+    pub id: String,
+    /// Fits a button (the `.short` attribute).
+    pub short: String,
+    /// The full label, used in numbered lines.
+    pub full: String,
+}
+
+impl Rendered {
+    /// The body followed by the choices as numbered lines, so a typed number always works.
+    pub fn with_numbered_choices(&self) -> String {
+        let mut out = self.body.clone();
+        if !self.choices.is_empty() {
+            out.push_str("\n");
+            for (i, c) in self.choices.iter().enumerate() {
+                out.push_str(&format!("\n{}. {}", i + 1, c.full));
+            }
+        }
+        out
+    }
+}
+
+fn bundle(lang: Lang) -> Result<FluentBundle<FluentResource>, String> {
+    let langid = match lang {
+        Lang::Hi => unic_langid::langid!("hi"),
+        Lang::En => unic_langid::langid!("en"),
+    };
+    let mut bundle = FluentBundle::new_concurrent(vec![langid]);
+    // Isolation marks would show up in tests and count against provider length limits.
+    bundle.set_use_isolating(false);
+    for (file, src) in FILES.iter().zip(sources(lang)) {
+        let res = FluentResource::try_new(src.to_owned())
+            .map_err(|(_, e)| format!("{}/{file}.ftl: {e:?}", lang.code()))?;
+        bundle
+            .add_resource(res)
+            .map_err(|e| format!("{}/{file}.ftl: {e:?}", lang.code()))?;
+    }
+    Ok(bundle)
+}
+
+impl Catalog {
+    /// Parses both languages; an error names the file (a test keeps this from happening).
+    pub fn load() -> Result<Catalog, String> {
+        Ok(Catalog { hi: bundle(Lang::Hi)?, en: bundle(Lang::En)? })
+    }
+
+    /// The process-wide catalog.
+    pub fn global() -> &'static Catalog {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        CATALOG.get_or_init(|| Catalog::load().expect("embedded locales parse (tested)"))
+    }
+
+    fn bundle(&self, lang: Lang) -> &FluentBundle<FluentResource> {
+        match lang {
+            Lang::Hi => &self.hi,
+            Lang::En => &self.en,
+        }
+    }
+
+    pub fn has(&self, lang: Lang, id: &str) -> bool {
+        self.bundle(lang).has_message(id)
+    }
+
+    /// Formats `id` (or `id.attr`) and collects Fluent errors instead of hiding them.
+    pub fn format_checked(
+        &self,
+        lang: Lang,
+        id: &str,
+        attr: Option<&str>,
+        args: &[(String, Arg)],
+    ) -> Result<String, String> {
+        let bundle = self.bundle(lang);
+        let msg = bundle.get_message(id).ok_or_else(|| format!("missing message {id}"))?;
+        let pattern = match attr {
+            Some(a) => msg.get_attribute(a).map(|a| a.value()),
+            None => msg.value(),
+        }
+        .ok_or_else(|| format!("{id} has no {}", attr.unwrap_or("value")))?;
+        let mut fargs = FluentArgs::new();
+        for (k, v) in args {
+            match v {
+                Arg::Num(n) => fargs.set(k.as_str(), FluentValue::from(*n)),
+                Arg::Str(s) => fargs.set(k.as_str(), FluentValue::from(s.as_str())),
+            }
+        }
+        let mut errors = Vec::new();
+        let out: Cow<str> = bundle.format_pattern(pattern, Some(&fargs), &mut errors);
+        if errors.is_empty() {
+            Ok(out.into_owned())
+        } else {
+            Err(format!("{id}: {errors:?}"))
+        }
+    }
+
+    /// Formats a text; a missing message shows its id rather than failing the reply.
+    pub fn text(&self, lang: Lang, t: &Text) -> String {
+        match self.format_checked(lang, &t.id, None, &t.args) {
+            Ok(s) => s,
+            Err(_) => t.id.clone(),
+        }
+    }
+
+    /// (short, full) for a choice label.
+    pub fn label(&self, lang: Lang, label: &Label) -> (String, String) {
+        match label {
+            Label::Raw(s) => (s.clone(), s.clone()),
+            Label::Msg(id) => {
+                let full = self.format_checked(lang, id, None, &[]).unwrap_or_else(|_| id.clone());
+                let short = self.format_checked(lang, id, Some("short"), &[]).unwrap_or_else(|_| full.clone());
+                (short, full)
+            }
+        }
+    }
+
+    pub fn render(&self, lang: Lang, reply: &Reply) -> Rendered {
+        let body = reply.texts.iter().map(|t| self.text(lang, t)).collect::<Vec<_>>().join("\n\n");
+        let choices = reply
+            .choices
+            .iter()
+            .map(|c| {
+                let (short, full) = self.label(lang, &c.label);
+                RenderedChoice { id: c.id.clone(), short, full }
+            })
+            .collect();
+        Rendered { body, choices, hint: reply.hint }
+    }
+
+    /// Every message id of a language, with its attribute names (for locale tests).
+    pub fn message_ids(lang: Lang) -> Vec<(String, Vec<String>)> {
+        use fluent_syntax::ast::Entry;
+        let mut out = Vec::new();
+        for src in sources(lang) {
+            let Ok(res) = fluent_syntax::parser::parse(src) else { continue };
+            for entry in res.body {
+                if let Entry::Message(m) = entry {
+                    let attrs = m.attributes.iter().map(|a| a.id.name.to_owned()).collect();
+                    out.push((m.id.name.to_owned(), attrs));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,27 @@
+//! The vocabulary shared by the outbox dispatcher and the channel senders.
+
+use serde::{Deserialize, Serialize};
+
+/// What a channel did with one outbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SendOutcome {
+    /// Accepted by the provider, with its message id (`wamid`, Telegram `message_id`).
+    Sent { provider_id: String },
+    /// The provider asked us to wait (429, `retry_after`, WhatsApp throttling).
+    RetryAfter { secs: u64 },
+    /// Worth retrying with backoff (5xx, timeouts, connection errors).
+    Transient { reason: String },
+    /// Will never succeed (blocked, not a WhatsApp user, bad token): park as a dead letter.
+    Permanent { code: String, reason: String },
+}
+
+/// The parameters of a status push, for channels that must use a pre-approved template
+/// (WhatsApp outside the 24-hour window): {{1}} reference, {{2}} status, {{3}} station, {{4}} note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateParams {
+    pub reference: String,
+    pub status: String,
+    pub station: String,
+    pub note: String,
+}
