@@ -58,7 +58,7 @@ impl Conversation {
 
     /// True while a journey is collecting a report.
     pub fn in_journey(&self) -> bool {
-        self.draft.is_some() && !matches!(self.step, Step::New | Step::Language | Step::Menu)
+        self.draft.is_some() && !matches!(self.step, Step::New | Step::Menu | Step::StatusAsk | Step::DeleteConfirm)
     }
 }
 
@@ -86,8 +86,14 @@ pub enum Field {
 pub enum Step {
     /// Never spoken to, or reset.
     New,
-    /// Choosing a language.
-    Language,
+    /// Choosing a language; `resume` is where to go back to afterwards.
+    Language {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Box<Step>>,
+        /// A report to look up once the language is chosen (a Telegram deep link).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lookup: Option<crate::reference::Reference>,
+    },
     /// At the main menu.
     Menu,
     /// A report journey asks for `field`. `page` pages long lists; `editing` returns to review.
