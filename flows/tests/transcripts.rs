@@ -8,7 +8,8 @@
 //!
 //! Input forms: `> text`, `> [choice ID]`, `> [location LAT,LON]`, `> [contact +91… own|other]`,
 //! `> [photo]`, `> [voice]`, `> [sticker]`, `> [wait 40m]` (advance the clock), `> [as NAME]`
-//! (switch citizen), `> [channel whatsapp|telegram|terminal]` (for the current citizen).
+//! (switch citizen), `> [channel whatsapp|telegram|terminal]` (for the current citizen),
+//! `> [officer REF|last STATUS [FIR]]` (an officer changes a report's status).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -237,9 +238,14 @@ impl World {
 
     /// An officer moves a report on (for status transcripts).
     fn officer(&mut self, reference: &str, status: &str, fir: Option<&str>) {
-        let reference = Reference::parse(reference).expect("reference in transcript");
         let today = self.today();
-        let f = self.reports.iter_mut().find(|f| f.view.reference == reference).expect("filed report");
+        let f = match reference {
+            "last" => self.reports.last_mut().expect("a filed report"),
+            r => {
+                let r = Reference::parse(r).expect("reference in transcript");
+                self.reports.iter_mut().find(|f| f.view.reference == r).expect("filed report")
+            }
+        };
         f.view.status = status.into();
         f.view.fir_number = fir.map(str::to_owned);
         f.view.updated_on = today;

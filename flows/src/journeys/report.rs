@@ -30,7 +30,7 @@ const ITEM_TYPES: [&str; 7] = ["mobile", "id_document", "wallet", "bag", "jewell
 /// Hinglish and everyday words for choices, beside their labels in both languages.
 const ALIASES: &[(&str, &[&str])] = &[
     ("cat:theft", &["chori", "चोरी", "theft", "stolen"]),
-    ("cat:cyber", &["cyber", "fraud", "online fraud", "thagi", "ठगी", "dhokha", "धोखा", "upi fraud"]),
+    ("cat:cyber", &["cyber", "साइबर", "ऑनलाइन ठगी", "fraud", "online fraud", "thagi", "ठगी", "dhokha", "धोखा", "upi fraud"]),
     ("cat:harassment", &["harassment", "threat", "dhamki", "धमकी", "pareshan"]),
     ("cat:women", &["women", "mahila", "महिला"]),
     ("cat:missing", &["missing", "lapata", "लापता", "gum"]),

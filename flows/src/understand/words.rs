@@ -301,8 +301,10 @@ const DELETE_MY_DATA: &[&str] = &[
     "mera data delete karo",
 ];
 
-/// A global command ONLY when it is the whole message after [`fold`] (see the brief in the
-/// module docs of [`super`]). Telegram slash commands (`/start`, `/help`, `/cancel`, `/language`,
+/// A global command ONLY when it is the whole message after [`fold`]: cancel/रद्द/radd,
+/// back/पीछे/peeche/wapas, menu/मेनू, help/मदद/madad, language/भाषा/bhasha, stop/बंद करें/band
+/// karo, start/शुरू करें/shuru karo, "delete my data"/"मेरा डेटा हटाएं"/"mera data hatao" (and
+/// close variants in the lists above). Telegram slash commands (`/start`, `/help`, `/cancel`, `/language`,
 /// `/status`, `/menu`, `/stop`, and `/back`, `/lang`) may carry an `@botname` suffix; text after
 /// `/start` is its deep-link payload (kept as typed, case included); text after any other slash
 /// command is ignored. "status" alone is an intent, not a command; only `/status` is
