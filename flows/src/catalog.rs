@@ -64,7 +64,7 @@ impl Rendered {
     pub fn with_numbered_choices(&self) -> String {
         let mut out = self.body.clone();
         if !self.choices.is_empty() {
-            out.push_str("\n");
+            out.push('\n');
             for (i, c) in self.choices.iter().enumerate() {
                 out.push_str(&format!("\n{}. {}", i + 1, c.full));
             }
@@ -94,7 +94,10 @@ fn bundle(lang: Lang) -> Result<FluentBundle<FluentResource>, String> {
 impl Catalog {
     /// Parses both languages; an error names the file (a test keeps this from happening).
     pub fn load() -> Result<Catalog, String> {
-        Ok(Catalog { hi: bundle(Lang::Hi)?, en: bundle(Lang::En)? })
+        Ok(Catalog {
+            hi: bundle(Lang::Hi)?,
+            en: bundle(Lang::En)?,
+        })
     }
 
     /// The process-wide catalog.
@@ -123,7 +126,9 @@ impl Catalog {
         args: &[(String, Arg)],
     ) -> Result<String, String> {
         let bundle = self.bundle(lang);
-        let msg = bundle.get_message(id).ok_or_else(|| format!("missing message {id}"))?;
+        let msg = bundle
+            .get_message(id)
+            .ok_or_else(|| format!("missing message {id}"))?;
         let pattern = match attr {
             Some(a) => msg.get_attribute(a).map(|a| a.value()),
             None => msg.value(),
@@ -158,24 +163,41 @@ impl Catalog {
         match label {
             Label::Raw(s) => (s.clone(), s.clone()),
             Label::Msg(id) => {
-                let full = self.format_checked(lang, id, None, &[]).unwrap_or_else(|_| id.clone());
-                let short = self.format_checked(lang, id, Some("short"), &[]).unwrap_or_else(|_| full.clone());
+                let full = self
+                    .format_checked(lang, id, None, &[])
+                    .unwrap_or_else(|_| id.clone());
+                let short = self
+                    .format_checked(lang, id, Some("short"), &[])
+                    .unwrap_or_else(|_| full.clone());
                 (short, full)
             }
         }
     }
 
     pub fn render(&self, lang: Lang, reply: &Reply) -> Rendered {
-        let body = reply.texts.iter().map(|t| self.text(lang, t)).collect::<Vec<_>>().join("\n\n");
+        let body = reply
+            .texts
+            .iter()
+            .map(|t| self.text(lang, t))
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let choices = reply
             .choices
             .iter()
             .map(|c| {
                 let (short, full) = self.label(lang, &c.label);
-                RenderedChoice { id: c.id.clone(), short, full }
+                RenderedChoice {
+                    id: c.id.clone(),
+                    short,
+                    full,
+                }
             })
             .collect();
-        Rendered { body, choices, hint: reply.hint }
+        Rendered {
+            body,
+            choices,
+            hint: reply.hint,
+        }
     }
 
     /// Every message id of a language, with its attribute names (for locale tests).
@@ -183,7 +205,9 @@ impl Catalog {
         use fluent_syntax::ast::Entry;
         let mut out = Vec::new();
         for src in sources(lang) {
-            let Ok(res) = fluent_syntax::parser::parse(src) else { continue };
+            let Ok(res) = fluent_syntax::parser::parse(src) else {
+                continue;
+            };
             for entry in res.body {
                 if let Entry::Message(m) = entry {
                     let attrs = m.attributes.iter().map(|a| a.id.name.to_owned()).collect();

@@ -33,9 +33,16 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum EffectResult {
-    Filed { reference: Reference, station: Option<String> },
-    Report { report: Option<ReportView> },
-    MyReports { reports: Vec<ReportView> },
+    Filed {
+        reference: Reference,
+        station: Option<String>,
+    },
+    Report {
+        report: Option<ReportView>,
+    },
+    MyReports {
+        reports: Vec<ReportView>,
+    },
 }
 
 /// Where something happened.
@@ -47,7 +54,9 @@ pub enum Place {
         longitude: f64,
         label: Option<String>,
     },
-    Address { text: String },
+    Address {
+        text: String,
+    },
 }
 
 /// Where a found item is now.

@@ -16,8 +16,8 @@
 //! * [`engine`] — `step` and the journeys.
 
 pub mod catalog;
-pub mod effect;
 pub mod delivery;
+pub mod effect;
 pub mod engine;
 mod journeys;
 pub mod lang;

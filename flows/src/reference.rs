@@ -79,7 +79,11 @@ pub enum ReferenceError {
 /// α·x in GF(32) modulo x⁵+x²+1.
 fn times_alpha(x: u8) -> u8 {
     let shifted = x << 1;
-    if shifted & 0b10_0000 != 0 { shifted ^ 0b10_0101 } else { shifted }
+    if shifted & 0b10_0000 != 0 {
+        shifted ^ 0b10_0101
+    } else {
+        shifted
+    }
 }
 
 fn damm(values: impl IntoIterator<Item = u8>) -> u8 {
@@ -89,7 +93,10 @@ fn damm(values: impl IntoIterator<Item = u8>) -> u8 {
 impl Reference {
     /// A reference from eight random values; each is reduced to 0..32 (5 bits each, 40 bits).
     pub fn generate(kind: ReportKind, random: [u8; 8]) -> Reference {
-        Reference { kind, body: random.map(|b| b & 0x1f) }
+        Reference {
+            kind,
+            body: random.map(|b| b & 0x1f),
+        }
     }
 
     pub fn kind(&self) -> ReportKind {
@@ -106,8 +113,15 @@ impl Reference {
         let mut chars = input
             .chars()
             .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '–' | '—' | '_' | '.' | '/'))
-            .map(|c| crate::understand::digits::ascii_digit(c).unwrap_or(c).to_ascii_uppercase());
-        let kind = chars.next().and_then(ReportKind::from_letter).ok_or(ReferenceError::Malformed)?;
+            .map(|c| {
+                crate::understand::digits::ascii_digit(c)
+                    .unwrap_or(c)
+                    .to_ascii_uppercase()
+            });
+        let kind = chars
+            .next()
+            .and_then(ReportKind::from_letter)
+            .ok_or(ReferenceError::Malformed)?;
         let mut values = Vec::with_capacity(9);
         for c in chars {
             let c = match c {
@@ -115,7 +129,10 @@ impl Reference {
                 'O' => '0',
                 c => c,
             };
-            let pos = ALPHABET.iter().position(|&a| a as char == c).ok_or(ReferenceError::Malformed)?;
+            let pos = ALPHABET
+                .iter()
+                .position(|&a| a as char == c)
+                .ok_or(ReferenceError::Malformed)?;
             values.push(pos as u8);
         }
         if values.len() != 9 {
@@ -185,21 +202,35 @@ mod tests {
 
     #[test]
     fn generated_reference_carries_the_spec_check_character() {
-        let body = "7K3Q9XM4".bytes().map(|b| ALPHABET.iter().position(|&a| a == b).unwrap() as u8);
+        let body = "7K3Q9XM4"
+            .bytes()
+            .map(|b| ALPHABET.iter().position(|&a| a == b).unwrap() as u8);
         let body: [u8; 8] = body.collect::<Vec<_>>().try_into().unwrap();
-        assert_eq!(Reference::generate(ReportKind::Complaint, body).to_string(), "C-7K3Q-9XM4-R");
+        assert_eq!(
+            Reference::generate(ReportKind::Complaint, body).to_string(),
+            "C-7K3Q-9XM4-R"
+        );
     }
 
     #[test]
     fn tolerant_reading() {
         let want = Reference::parse("C-7K3Q-9XM4-R").unwrap();
-        for typed in ["c7k3q9xm4r", "C 7K3Q 9XM4 R", " c-7k3q-9xm4-r ", "C-7K3Q-९XM४-R", "C–7K3Q—9XM4-R"] {
+        for typed in [
+            "c7k3q9xm4r",
+            "C 7K3Q 9XM4 R",
+            " c-7k3q-9xm4-r ",
+            "C-7K3Q-९XM४-R",
+            "C–7K3Q—9XM4-R",
+        ] {
             assert_eq!(Reference::parse(typed), Ok(want), "{typed}");
         }
         // I and L read as 1, O as 0, after the kind letter.
         let with_one = Reference::generate(ReportKind::Lost, [1, 0, 1, 0, 1, 0, 1, 0]).to_string();
         let typed = with_one[1..].replace('1', "I").replace('0', "O");
-        assert_eq!(Reference::parse(&format!("L{typed}")).unwrap().to_string(), with_one);
+        assert_eq!(
+            Reference::parse(&format!("L{typed}")).unwrap().to_string(),
+            with_one
+        );
     }
 
     #[test]
@@ -221,8 +252,19 @@ mod tests {
     #[test]
     fn every_adjacent_swap_is_caught() {
         for seed in 0u8..64 {
-            let body = [seed, seed.wrapping_mul(7), 31, 0, seed ^ 5, 17, seed % 32, 3];
-            let r = Reference::generate(ReportKind::Found, body).to_string().replace('-', "");
+            let body = [
+                seed,
+                seed.wrapping_mul(7),
+                31,
+                0,
+                seed ^ 5,
+                17,
+                seed % 32,
+                3,
+            ];
+            let r = Reference::generate(ReportKind::Found, body)
+                .to_string()
+                .replace('-', "");
             let chars: Vec<char> = r.chars().collect();
             for i in 1..chars.len() - 1 {
                 if chars[i] == chars[i + 1] {
@@ -239,9 +281,15 @@ mod tests {
     #[test]
     fn wrong_check_is_a_typo_and_garbage_is_malformed() {
         assert_eq!(Reference::parse("C-7K3Q-9XM4-S"), Err(ReferenceError::Typo));
-        assert_eq!(Reference::parse("X-7K3Q-9XM4-R"), Err(ReferenceError::Malformed));
+        assert_eq!(
+            Reference::parse("X-7K3Q-9XM4-R"),
+            Err(ReferenceError::Malformed)
+        );
         assert_eq!(Reference::parse("C-7K3Q"), Err(ReferenceError::Malformed));
-        assert_eq!(Reference::parse("С-7K3Q-9XM4-R"), Err(ReferenceError::Malformed)); // Cyrillic С
+        assert_eq!(
+            Reference::parse("С-7K3Q-9XM4-R"),
+            Err(ReferenceError::Malformed)
+        ); // Cyrillic С
         assert_eq!(Reference::parse(""), Err(ReferenceError::Malformed));
     }
 }

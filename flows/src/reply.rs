@@ -37,7 +37,10 @@ pub struct Text {
 
 impl Text {
     pub fn new(id: impl Into<String>) -> Self {
-        Text { id: id.into(), args: Vec::new() }
+        Text {
+            id: id.into(),
+            args: Vec::new(),
+        }
     }
 
     pub fn arg(mut self, name: &str, value: impl Into<Arg>) -> Self {
@@ -84,6 +87,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn text(t: Text) -> Self {
-        Reply { texts: vec![t], ..Default::default() }
+        Reply {
+            texts: vec![t],
+            ..Default::default()
+        }
     }
 }

@@ -29,7 +29,12 @@ pub struct Conversation {
 
 impl Default for Conversation {
     fn default() -> Self {
-        Conversation { version: STATE_VERSION, step: Step::New, draft: None, last_seen: 0 }
+        Conversation {
+            version: STATE_VERSION,
+            step: Step::New,
+            draft: None,
+            last_seen: 0,
+        }
     }
 }
 
@@ -45,7 +50,9 @@ pub enum Loaded {
 impl Conversation {
     /// Reads stored JSON (`None` for a citizen with no conversation yet).
     pub fn load(stored: Option<&str>) -> Loaded {
-        let Some(json) = stored else { return Loaded::Fresh(Conversation::default()) };
+        let Some(json) = stored else {
+            return Loaded::Fresh(Conversation::default());
+        };
         match serde_json::from_str::<Conversation>(json) {
             Ok(c) if c.version == STATE_VERSION => Loaded::Restored(c),
             _ => Loaded::Reset(Conversation::default()),
@@ -58,7 +65,11 @@ impl Conversation {
 
     /// True while a journey is collecting a report.
     pub fn in_journey(&self) -> bool {
-        self.draft.is_some() && !matches!(self.step, Step::New | Step::Menu | Step::StatusAsk | Step::DeleteConfirm)
+        self.draft.is_some()
+            && !matches!(
+                self.step,
+                Step::New | Step::Menu | Step::StatusAsk | Step::DeleteConfirm
+            )
     }
 }
 

@@ -72,7 +72,10 @@ impl Directory {
                 });
             }
         }
-        Directory { districts, stations }
+        Directory {
+            districts,
+            stations,
+        }
     }
 
     pub fn districts(&self) -> &[District] {

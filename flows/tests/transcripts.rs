@@ -41,16 +41,65 @@ pub fn directory() -> Directory {
     let (st, cr) = (StationKind::Station, StationKind::ControlRoom);
     Directory::new(vec![
         row("pat-kotwali", "Kotwali", "कोतवाली", st, 25.6100, 85.1400),
-        row("pat-gandhi-maidan", "Gandhi Maidan", "गांधी मैदान", st, 25.6190, 85.1440),
-        row("pat-pirbahore", "Pirbahore", "पीरबहोर", st, 25.6150, 85.1600),
+        row(
+            "pat-gandhi-maidan",
+            "Gandhi Maidan",
+            "गांधी मैदान",
+            st,
+            25.6190,
+            85.1440,
+        ),
+        row(
+            "pat-pirbahore",
+            "Pirbahore",
+            "पीरबहोर",
+            st,
+            25.6150,
+            85.1600,
+        ),
         row("pat-kadamkuan", "Kadamkuan", "कदमकुआं", st, 25.6050, 85.1500),
-        row("pat-sachivalaya", "Sachivalaya", "सचिवालय", st, 25.5980, 85.1150),
-        row("pat-patliputra", "Patliputra", "पाटलिपुत्र", st, 25.6280, 85.1000),
-        row("pat-rajeev-nagar", "Rajeev Nagar", "राजीव नगर", st, 25.6200, 85.0800),
+        row(
+            "pat-sachivalaya",
+            "Sachivalaya",
+            "सचिवालय",
+            st,
+            25.5980,
+            85.1150,
+        ),
+        row(
+            "pat-patliputra",
+            "Patliputra",
+            "पाटलिपुत्र",
+            st,
+            25.6280,
+            85.1000,
+        ),
+        row(
+            "pat-rajeev-nagar",
+            "Rajeev Nagar",
+            "राजीव नगर",
+            st,
+            25.6200,
+            85.0800,
+        ),
         row("pat-danapur", "Danapur", "दानापुर", st, 25.6300, 85.0450),
-        row("pat-phulwari", "Phulwari Sharif", "फुलवारी शरीफ", st, 25.5750, 85.0800),
+        row(
+            "pat-phulwari",
+            "Phulwari Sharif",
+            "फुलवारी शरीफ",
+            st,
+            25.5750,
+            85.0800,
+        ),
         row("pat-agamkuan", "Agamkuan", "अगमकुआं", st, 25.6000, 85.2100),
-        row("pat-control", "Patna District Control Room", "पटना ज़िला नियंत्रण कक्ष", cr, 25.61, 85.14),
+        row(
+            "pat-control",
+            "Patna District Control Room",
+            "पटना ज़िला नियंत्रण कक्ष",
+            cr,
+            25.61,
+            85.14,
+        ),
     ])
 }
 
@@ -91,27 +140,34 @@ impl World {
 
     fn today(&self) -> NaiveDate {
         // India is UTC+5:30 all year.
-        chrono::DateTime::from_timestamp(self.now + 5 * 3600 + 1800, 0).unwrap().date_naive()
+        chrono::DateTime::from_timestamp(self.now + 5 * 3600 + 1800, 0)
+            .unwrap()
+            .date_naive()
     }
 
     fn citizen(&mut self, who: &str) -> &mut Citizen {
-        self.citizens.entry(who.to_owned()).or_insert_with(|| Citizen {
-            profile: Profile {
-                channel: Channel::Terminal,
-                lang: None,
-                lang_hint: None,
-                channel_phone: None,
-                phone: None,
-                pushes_enabled: true,
-            },
-            state: Conversation::default().to_json(),
-        })
+        self.citizens
+            .entry(who.to_owned())
+            .or_insert_with(|| Citizen {
+                profile: Profile {
+                    channel: Channel::Terminal,
+                    lang: None,
+                    lang_hint: None,
+                    channel_phone: None,
+                    phone: None,
+                    pushes_enabled: true,
+                },
+                state: Conversation::default().to_json(),
+            })
     }
 
     fn fresh(&mut self) -> Fresh {
         self.seq += 1;
         let s = self.seq as u8;
-        Fresh { reference: [7, 19, 3, s, 9, 29, 20, s.wrapping_mul(3)], draft_id: format!("draft-{}", self.seq) }
+        Fresh {
+            reference: [7, 19, 3, s, 9, 29, 20, s.wrapping_mul(3)],
+            draft_id: format!("draft-{}", self.seq),
+        }
     }
 
     /// One citizen message: step, then effects and their results, like the runtime's turn.
@@ -136,7 +192,12 @@ impl World {
                 catalog: self.catalog,
                 fresh,
             };
-            let Outcome { state, lang, replies, effects } = step(state, &input, &ctx);
+            let Outcome {
+                state,
+                lang,
+                replies,
+                effects,
+            } = step(state, &input, &ctx);
             for reply in &replies {
                 for t in &reply.texts {
                     if let Err(e) = self.catalog.format_checked(lang, &t.id, None, &t.args) {
@@ -196,7 +257,10 @@ impl World {
             }
             Effect::FileReport { report } => {
                 if let Some(f) = self.reports.iter().find(|f| f.draft_id == report.draft_id) {
-                    return Some(EffectResult::Filed { reference: f.view.reference, station: None });
+                    return Some(EffectResult::Filed {
+                        reference: f.view.reference,
+                        station: None,
+                    });
                 }
                 let station = report.station_id.clone();
                 let st = station.as_deref().and_then(|id| self.stations.station(id));
@@ -219,7 +283,10 @@ impl World {
                         history: vec![(first.into(), today)],
                     },
                 });
-                Some(EffectResult::Filed { reference: report.reference, station })
+                Some(EffectResult::Filed {
+                    reference: report.reference,
+                    station,
+                })
             }
             Effect::LookupReport { reference } => {
                 let report = self
@@ -230,7 +297,14 @@ impl World {
                 Some(EffectResult::Report { report })
             }
             Effect::ListMyReports => {
-                let reports = self.reports.iter().rev().filter(|f| f.owner == who).take(5).map(|f| f.view.clone()).collect();
+                let reports = self
+                    .reports
+                    .iter()
+                    .rev()
+                    .filter(|f| f.owner == who)
+                    .take(5)
+                    .map(|f| f.view.clone())
+                    .collect();
                 Some(EffectResult::MyReports { reports })
             }
         }
@@ -243,7 +317,10 @@ impl World {
             "last" => self.reports.last_mut().expect("a filed report"),
             r => {
                 let r = Reference::parse(r).expect("reference in transcript");
-                self.reports.iter_mut().find(|f| f.view.reference == r).expect("filed report")
+                self.reports
+                    .iter_mut()
+                    .find(|f| f.view.reference == r)
+                    .expect("filed report")
             }
         };
         f.view.status = status.into();
@@ -255,7 +332,11 @@ impl World {
 
 fn describe(step: &Step) -> String {
     match step {
-        Step::Ask { field, page, editing } => {
+        Step::Ask {
+            field,
+            page,
+            editing,
+        } => {
             let mut s = format!("Ask {field:?}");
             if *page > 0 {
                 s.push_str(&format!(" page {page}"));
@@ -274,7 +355,12 @@ fn describe(step: &Step) -> String {
 fn parse_input(line: &str) -> Option<Result<Body, String>> {
     let inner = line.strip_prefix('[')?.strip_suffix(']')?;
     let (word, rest) = inner.split_once(' ').unwrap_or((inner, ""));
-    let media = |kind| Body::Media { kind, file_id: format!("file-{rest}"), mime: None, caption: None };
+    let media = |kind| Body::Media {
+        kind,
+        file_id: format!("file-{rest}"),
+        mime: None,
+        caption: None,
+    };
     Some(Ok(match word {
         "choice" => Body::Choice { id: rest.into() },
         "location" => {
@@ -288,7 +374,10 @@ fn parse_input(line: &str) -> Option<Result<Body, String>> {
         }
         "contact" => {
             let (phone, own) = rest.split_once(' ')?;
-            Body::Contact { phone: phone.into(), own: own == "own" }
+            Body::Contact {
+                phone: phone.into(),
+                own: own == "own",
+            }
         }
         "photo" => media(MediaKind::Photo),
         "voice" => media(MediaKind::Voice),
@@ -310,7 +399,9 @@ fn run(path: &Path) -> (String, Vec<String>) {
             out.push(line.to_owned());
             continue;
         }
-        let Some(input) = line.strip_prefix("> ") else { continue };
+        let Some(input) = line.strip_prefix("> ") else {
+            continue;
+        };
         out.push(line.to_owned());
         // "> " followed by nothing is an empty message; "> \u{200b}" keeps invisible input.
         let input = input.replace("\\u{200b}", "\u{200b}");
@@ -321,7 +412,9 @@ fn run(path: &Path) -> (String, Vec<String>) {
             input
         };
         let body = match parse_input(&input) {
-            None => Body::Text { text: input.clone() },
+            None => Body::Text {
+                text: input.clone(),
+            },
             Some(Ok(body)) => body,
             Some(Err(directive)) => {
                 let (word, rest) = directive.split_once(' ').unwrap_or((&directive, ""));
@@ -373,10 +466,19 @@ fn golden_transcripts_match_in_both_languages() {
     let mut trails: HashMap<String, Vec<(String, Vec<String>)>> = HashMap::new();
     for path in &cases {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let (case, lang) = name.trim_end_matches(".txt").rsplit_once('.').expect("<case>.<lang>.txt");
-        assert!(matches!(lang, "en" | "hi"), "{name}: language must be en or hi");
+        let (case, lang) = name
+            .trim_end_matches(".txt")
+            .rsplit_once('.')
+            .expect("<case>.<lang>.txt");
+        assert!(
+            matches!(lang, "en" | "hi"),
+            "{name}: language must be en or hi"
+        );
         let (got, trail) = run(path);
-        trails.entry(case.to_owned()).or_default().push((lang.to_owned(), trail));
+        trails
+            .entry(case.to_owned())
+            .or_default()
+            .push((lang.to_owned(), trail));
         let want = std::fs::read_to_string(path).unwrap();
         if got != want {
             if update {
@@ -388,7 +490,10 @@ fn golden_transcripts_match_in_both_languages() {
     }
     for (case, langs) in &trails {
         assert_eq!(langs.len(), 2, "case {case} must exist in both en and hi");
-        assert_eq!(langs[0].1, langs[1].1, "case {case}: en and hi walk different state trails");
+        assert_eq!(
+            langs[0].1, langs[1].1,
+            "case {case}: en and hi walk different state trails"
+        );
     }
     assert!(
         failures.is_empty(),

@@ -11,7 +11,10 @@ use crate::understand::words::{self, Intent};
 
 const LANG_ALIASES: &[(&str, &[&str])] = &[
     ("lang:hi", &["hindi", "हिंदी", "हिन्दी", "hi"]),
-    ("lang:en", &["english", "अंग्रेज़ी", "अंग्रेजी", "angrezi", "en", "इंग्लिश"]),
+    (
+        "lang:en",
+        &["english", "अंग्रेज़ी", "अंग्रेजी", "angrezi", "en", "इंग्लिश"],
+    ),
 ];
 
 fn language_choices(first: Lang) -> Vec<Choice> {
@@ -24,7 +27,11 @@ fn language_choices(first: Lang) -> Vec<Choice> {
 }
 
 fn language_order(turn: &Turn<'_, '_>) -> Lang {
-    turn.ctx.profile.lang.or(turn.ctx.profile.lang_hint).unwrap_or(Lang::Hi)
+    turn.ctx
+        .profile
+        .lang
+        .or(turn.ctx.profile.lang_hint)
+        .unwrap_or(Lang::Hi)
 }
 
 pub(super) fn ask_language_with_hint(turn: &mut Turn<'_, '_>, hint: Option<Lang>) {
@@ -34,7 +41,10 @@ pub(super) fn ask_language_with_hint(turn: &mut Turn<'_, '_>, hint: Option<Lang>
 }
 
 pub(super) fn ask_language(turn: &mut Turn<'_, '_>, resume: Option<Step>) {
-    turn.state.step = Step::Language { resume: resume.map(Box::new), lookup: None };
+    turn.state.step = Step::Language {
+        resume: resume.map(Box::new),
+        lookup: None,
+    };
     let first = language_order(turn);
     turn.prompt(Text::new("language-prompt"), language_choices(first), None);
 }
@@ -90,7 +100,12 @@ pub(super) fn show_menu(turn: &mut Turn<'_, '_>) {
 
 /// The menu, or the language question while the citizen has not chosen one.
 pub(super) fn show_menu_or_language(turn: &mut Turn<'_, '_>) {
-    if turn.ctx.profile.lang.is_some() || turn.effects.iter().any(|e| matches!(e, Effect::SetLanguage { .. })) {
+    if turn.ctx.profile.lang.is_some()
+        || turn
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetLanguage { .. }))
+    {
         show_menu(turn);
     } else {
         turn.state.draft = None;
@@ -117,7 +132,9 @@ pub(super) fn on_menu(turn: &mut Turn<'_, '_>, body: &Body) {
             }
             match words::intent(text) {
                 Some(intent) => intent,
-                None => return not_understood(turn, Picked::Other(Some(text)), body, choices.len()),
+                None => {
+                    return not_understood(turn, Picked::Other(Some(text)), body, choices.len());
+                }
             }
         }
         picked => return not_understood(turn, picked, body, choices.len()),
@@ -191,13 +208,25 @@ pub(crate) fn status_msg(status: &str) -> &'static str {
 }
 
 fn resume_choices() -> Vec<Choice> {
-    vec![choice("resume:yes", "choice-resume-yes"), choice("resume:no", "choice-resume-no")]
+    vec![
+        choice("resume:yes", "choice-resume-yes"),
+        choice("resume:no", "choice-resume-no"),
+    ]
 }
 
 pub(super) fn offer_resume(turn: &mut Turn<'_, '_>) {
-    let kind = turn.state.draft.as_ref().map(|d| d.kind).unwrap_or(ReportKind::Complaint);
+    let kind = turn
+        .state
+        .draft
+        .as_ref()
+        .map(|d| d.kind)
+        .unwrap_or(ReportKind::Complaint);
     let kind = turn.format(&Text::new(kind_msg(kind)));
-    turn.prompt(Text::new("resume-offer").arg("kind", kind), resume_choices(), None);
+    turn.prompt(
+        Text::new("resume-offer").arg("kind", kind),
+        resume_choices(),
+        None,
+    );
 }
 
 pub(super) fn on_resume(turn: &mut Turn<'_, '_>, body: &Body, resume_to: Step) {
@@ -211,12 +240,20 @@ pub(super) fn on_resume(turn: &mut Turn<'_, '_>, body: &Body, resume_to: Step) {
             turn.say(Text::new("draft-discarded"));
             show_menu(turn);
         }
-        None => not_understood(turn, pick(body, &choices, turn.catalog(), &[]), body, choices.len()),
+        None => not_understood(
+            turn,
+            pick(body, &choices, turn.catalog(), &[]),
+            body,
+            choices.len(),
+        ),
     }
 }
 
 fn delete_choices() -> Vec<Choice> {
-    vec![choice("delete:yes", "choice-delete-yes"), choice("delete:no", "choice-delete-no")]
+    vec![
+        choice("delete:yes", "choice-delete-yes"),
+        choice("delete:no", "choice-delete-no"),
+    ]
 }
 
 pub(super) fn ask_delete(turn: &mut Turn<'_, '_>) {
@@ -237,6 +274,11 @@ pub(super) fn on_delete_confirm(turn: &mut Turn<'_, '_>, body: &Body) {
             turn.say(Text::new("delete-kept"));
             show_menu(turn);
         }
-        None => not_understood(turn, pick(body, &choices, turn.catalog(), &[]), body, choices.len()),
+        None => not_understood(
+            turn,
+            pick(body, &choices, turn.catalog(), &[]),
+            body,
+            choices.len(),
+        ),
     }
 }

@@ -33,8 +33,19 @@ pub(crate) struct Turn<'c, 'a> {
 
 impl<'c, 'a> Turn<'c, 'a> {
     fn new(state: Conversation, ctx: &'c Ctx<'a>) -> Self {
-        let lang = ctx.profile.lang.or(ctx.profile.lang_hint).unwrap_or(Lang::Hi);
-        Turn { ctx, state, lang, said: Vec::new(), replies: Vec::new(), effects: Vec::new() }
+        let lang = ctx
+            .profile
+            .lang
+            .or(ctx.profile.lang_hint)
+            .unwrap_or(Lang::Hi);
+        Turn {
+            ctx,
+            state,
+            lang,
+            said: Vec::new(),
+            replies: Vec::new(),
+            effects: Vec::new(),
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -50,14 +61,21 @@ impl<'c, 'a> Turn<'c, 'a> {
     pub fn prompt(&mut self, t: Text, choices: Vec<Choice>, hint: Option<Hint>) {
         let mut texts = std::mem::take(&mut self.said);
         texts.push(t);
-        self.replies.push(Reply { texts, choices, hint });
+        self.replies.push(Reply {
+            texts,
+            choices,
+            hint,
+        });
     }
 
     /// Flushes pending texts as one message without choices.
     pub fn flush(&mut self) {
         if !self.said.is_empty() {
             let texts = std::mem::take(&mut self.said);
-            self.replies.push(Reply { texts, ..Default::default() });
+            self.replies.push(Reply {
+                texts,
+                ..Default::default()
+            });
         }
     }
 
@@ -76,13 +94,21 @@ impl<'c, 'a> Turn<'c, 'a> {
 
     fn finish(mut self) -> Outcome {
         self.flush();
-        Outcome { state: self.state, lang: self.lang, replies: self.replies, effects: self.effects }
+        Outcome {
+            state: self.state,
+            lang: self.lang,
+            replies: self.replies,
+            effects: self.effects,
+        }
     }
 }
 
 /// A choice whose label is a Fluent message.
 pub(crate) fn choice(id: &str, msg: &str) -> Choice {
-    Choice { id: id.to_owned(), label: Label::Msg(msg.to_owned()) }
+    Choice {
+        id: id.to_owned(),
+        label: Label::Msg(msg.to_owned()),
+    }
 }
 
 /// What a message means against the offered choices.
@@ -166,7 +192,9 @@ pub(crate) fn step(state: Conversation, input: &Input, ctx: &Ctx<'_>) -> Outcome
 
 fn on_result(turn: &mut Turn<'_, '_>, result: &EffectResult) {
     match result {
-        EffectResult::Filed { reference, station } => report::on_filed(turn, reference, station.as_deref()),
+        EffectResult::Filed { reference, station } => {
+            report::on_filed(turn, reference, station.as_deref())
+        }
         EffectResult::Report { report } => status::on_report(turn, report.as_ref()),
         EffectResult::MyReports { reports } => menu::on_my_reports(turn, reports),
     }
@@ -184,23 +212,29 @@ fn on_message(turn: &mut Turn<'_, '_>, body: &Body) {
             Body::Text { text } if has_devanagari(text) => Some(Lang::Hi),
             _ => turn.ctx.profile.lang_hint,
         };
-        if let Body::Text { text } = body {
-            if let Some(Global::Begin { payload: Some(p) }) = words::global_command(text) {
-                turn.state.step = Step::Language { resume: None, lookup: status::deep_link(&p) };
-                menu::ask_language_with_hint(turn, hint);
-                return;
-            }
+        if let Body::Text { text } = body
+            && let Some(Global::Begin { payload: Some(p) }) = words::global_command(text)
+        {
+            turn.state.step = Step::Language {
+                resume: None,
+                lookup: status::deep_link(&p),
+            };
+            menu::ask_language_with_hint(turn, hint);
+            return;
         }
-        turn.state.step = Step::Language { resume: None, lookup: None };
+        turn.state.step = Step::Language {
+            resume: None,
+            lookup: None,
+        };
         menu::ask_language_with_hint(turn, hint);
         return;
     }
 
-    if let Body::Text { text } = body {
-        if let Some(global) = words::global_command(text) {
-            on_global(turn, global);
-            return;
-        }
+    if let Body::Text { text } = body
+        && let Some(global) = words::global_command(text)
+    {
+        on_global(turn, global);
+        return;
     }
 
     if turn.state.in_journey() && !first_contact && idle > IDLE_AFTER_SECS {
@@ -218,9 +252,15 @@ fn on_message(turn: &mut Turn<'_, '_>, body: &Body) {
 
     match turn.state.step.clone() {
         Step::New => menu::show_menu(turn),
-        Step::Language { resume, lookup } => menu::on_language(turn, body, resume.map(|b| *b), lookup),
+        Step::Language { resume, lookup } => {
+            menu::on_language(turn, body, resume.map(|b| *b), lookup)
+        }
         Step::Menu => menu::on_menu(turn, body),
-        Step::Ask { field, page, editing } => report::on_field(turn, body, field, page, editing),
+        Step::Ask {
+            field,
+            page,
+            editing,
+        } => report::on_field(turn, body, field, page, editing),
         Step::Review => report::on_review(turn, body),
         Step::EditPick => report::on_edit_pick(turn, body),
         Step::StatusAsk => status::on_reference(turn, body),
@@ -302,7 +342,10 @@ fn back(turn: &mut Turn<'_, '_>) {
             turn.state.step = *resume_to;
             reprompt(turn);
         }
-        Step::Language { resume: Some(resume), .. } if turn.ctx.profile.lang.is_some() => {
+        Step::Language {
+            resume: Some(resume),
+            ..
+        } if turn.ctx.profile.lang.is_some() => {
             turn.state.step = *resume;
             reprompt(turn);
         }
@@ -315,7 +358,11 @@ pub(crate) fn reprompt(turn: &mut Turn<'_, '_>) {
     match turn.state.step.clone() {
         Step::New | Step::Menu => menu::show_menu_or_language(turn),
         Step::Language { resume, .. } => menu::ask_language(turn, resume.map(|b| *b)),
-        Step::Ask { field, page, editing } => report::ask(turn, field, page, editing),
+        Step::Ask {
+            field,
+            page,
+            editing,
+        } => report::ask(turn, field, page, editing),
         Step::Review => report::show_review(turn),
         Step::EditPick => report::ask_edit_pick(turn),
         Step::StatusAsk => status::ask_reference(turn),
@@ -325,10 +372,17 @@ pub(crate) fn reprompt(turn: &mut Turn<'_, '_>) {
 }
 
 /// Tells the citizen why a message was not understood, then asks again.
-pub(crate) fn not_understood(turn: &mut Turn<'_, '_>, picked: Picked<'_>, body: &Body, choices: usize) {
+pub(crate) fn not_understood(
+    turn: &mut Turn<'_, '_>,
+    picked: Picked<'_>,
+    body: &Body,
+    choices: usize,
+) {
     match picked {
         Picked::Stale => turn.say(Text::new("menu-expired")),
-        Picked::BadNumber => turn.say(Text::new("option-out-of-range").arg("count", choices as i64)),
+        Picked::BadNumber => {
+            turn.say(Text::new("option-out-of-range").arg("count", choices as i64))
+        }
         _ => match body {
             Body::Text { .. } | Body::Choice { .. } => turn.say(Text::new("not-understood")),
             Body::Unsupported { .. } => turn.say(Text::new("unsupported-type")),
@@ -345,7 +399,13 @@ pub(crate) fn has_devanagari(s: &str) -> bool {
 }
 
 /// Yes/no as choices and as typed words.
-pub(crate) fn yes_no(body: &Body, yes_id: &str, no_id: &str, choices: &[Choice], catalog: &Catalog) -> Option<bool> {
+pub(crate) fn yes_no(
+    body: &Body,
+    yes_id: &str,
+    no_id: &str,
+    choices: &[Choice],
+    catalog: &Catalog,
+) -> Option<bool> {
     match pick(body, choices, catalog, &[]) {
         Picked::Choice(id) if id == yes_id => Some(true),
         Picked::Choice(id) if id == no_id => Some(false),

@@ -23,35 +23,124 @@ pub const MAX_ATTACHMENTS: usize = 5;
 const STATIONS_PER_PAGE: usize = 8;
 const DISTRICTS_PER_PAGE: usize = 9;
 
-const COMPLAINT_CATEGORIES: [&str; 8] =
-    ["theft", "cyber", "harassment", "women", "missing", "property", "nuisance", "other"];
-const ITEM_TYPES: [&str; 7] = ["mobile", "id_document", "wallet", "bag", "jewellery", "vehicle_papers", "other"];
+const COMPLAINT_CATEGORIES: [&str; 8] = [
+    "theft",
+    "cyber",
+    "harassment",
+    "women",
+    "missing",
+    "property",
+    "nuisance",
+    "other",
+];
+const ITEM_TYPES: [&str; 7] = [
+    "mobile",
+    "id_document",
+    "wallet",
+    "bag",
+    "jewellery",
+    "vehicle_papers",
+    "other",
+];
 
 /// Hinglish and everyday words for choices, beside their labels in both languages.
 const ALIASES: &[(&str, &[&str])] = &[
     ("cat:theft", &["chori", "चोरी", "theft", "stolen"]),
-    ("cat:cyber", &["cyber", "साइबर", "ऑनलाइन ठगी", "fraud", "online fraud", "thagi", "ठगी", "dhokha", "धोखा", "upi fraud"]),
-    ("cat:harassment", &["harassment", "threat", "dhamki", "धमकी", "pareshan"]),
+    (
+        "cat:cyber",
+        &[
+            "cyber",
+            "साइबर",
+            "ऑनलाइन ठगी",
+            "fraud",
+            "online fraud",
+            "thagi",
+            "ठगी",
+            "dhokha",
+            "धोखा",
+            "upi fraud",
+        ],
+    ),
+    (
+        "cat:harassment",
+        &["harassment", "threat", "dhamki", "धमकी", "pareshan"],
+    ),
     ("cat:women", &["women", "mahila", "महिला"]),
     ("cat:missing", &["missing", "lapata", "लापता", "gum"]),
-    ("cat:property", &["property", "zameen", "jameen", "ज़मीन", "जमीन"]),
+    (
+        "cat:property",
+        &["property", "zameen", "jameen", "ज़मीन", "जमीन"],
+    ),
     ("cat:nuisance", &["nuisance", "shor", "शोर", "updrav"]),
     ("cat:other", &["other", "anya", "अन्य", "dusra", "कुछ और"]),
-    ("item:mobile", &["mobile", "phone", "फोन", "फ़ोन", "मोबाइल", "smartphone"]),
-    ("item:id_document", &["aadhaar", "aadhar", "आधार", "pan", "पैन", "passport", "licence", "license", "id card", "document"]),
+    (
+        "item:mobile",
+        &["mobile", "phone", "फोन", "फ़ोन", "मोबाइल", "smartphone"],
+    ),
+    (
+        "item:id_document",
+        &[
+            "aadhaar",
+            "aadhar",
+            "आधार",
+            "pan",
+            "पैन",
+            "passport",
+            "licence",
+            "license",
+            "id card",
+            "document",
+        ],
+    ),
     ("item:wallet", &["wallet", "purse", "batua", "बटुआ", "पर्स"]),
     ("item:bag", &["bag", "बैग", "thaila", "थैला"]),
-    ("item:jewellery", &["jewellery", "jewelry", "gahne", "गहने", "zevar", "ज़ेवर"]),
-    ("item:vehicle_papers", &["rc", "vehicle papers", "gaadi ke kagaz", "गाड़ी के कागज़"]),
+    (
+        "item:jewellery",
+        &["jewellery", "jewelry", "gahne", "गहने", "zevar", "ज़ेवर"],
+    ),
+    (
+        "item:vehicle_papers",
+        &["rc", "vehicle papers", "gaadi ke kagaz", "गाड़ी के कागज़"],
+    ),
     ("item:other", &["other", "anya", "अन्य"]),
     ("when:today", &["today", "aaj", "आज"]),
     ("when:yesterday", &["yesterday", "kal", "कल"]),
-    ("skip", &["skip", "chhodo", "छोड़ें", "nahi pata", "नहीं पता", "pata nahi", "पता नहीं"]),
-    ("done", &["done", "ho gaya", "हो गया", "bas", "बस", "skip", "no", "nahi", "नहीं"]),
-    ("not-sure", &["not sure", "pata nahi", "पता नहीं", "nahi pata", "नहीं पता"]),
+    (
+        "skip",
+        &[
+            "skip",
+            "chhodo",
+            "छोड़ें",
+            "nahi pata",
+            "नहीं पता",
+            "pata nahi",
+            "पता नहीं",
+        ],
+    ),
+    (
+        "done",
+        &[
+            "done",
+            "ho gaya",
+            "हो गया",
+            "bas",
+            "बस",
+            "skip",
+            "no",
+            "nahi",
+            "नहीं",
+        ],
+    ),
+    (
+        "not-sure",
+        &["not sure", "pata nahi", "पता नहीं", "nahi pata", "नहीं पता"],
+    ),
     ("more", &["more", "aur", "और", "next", "aage", "आगे"]),
     ("custody:with_me", &["with me", "mere paas", "मेरे पास"]),
-    ("custody:at_station", &["at station", "thane mein", "थाने में", "police station"]),
+    (
+        "custody:at_station",
+        &["at station", "thane mein", "थाने में", "police station"],
+    ),
 ];
 
 /// The fields of a journey, in order, given what the draft holds so far.
@@ -118,7 +207,11 @@ fn advance(turn: &mut Turn<'_, '_>, answered: Field, editing: bool) {
         return show_review(turn);
     }
     let fields = journey_fields(turn);
-    let next = fields.iter().position(|f| *f == answered).and_then(|i| fields.get(i + 1)).copied();
+    let next = fields
+        .iter()
+        .position(|f| *f == answered)
+        .and_then(|i| fields.get(i + 1))
+        .copied();
     match next {
         Some(field) => ask(turn, field, 0, false),
         None => show_review(turn),
@@ -163,7 +256,10 @@ fn district_choices(turn: &Turn<'_, '_>, page: u16) -> Vec<Choice> {
         .iter()
         .skip(start)
         .take(DISTRICTS_PER_PAGE)
-        .map(|d| Choice { id: format!("d:{}", d.id), label: Label::Raw(d.name(turn.lang).to_owned()) })
+        .map(|d| Choice {
+            id: format!("d:{}", d.id),
+            label: Label::Raw(d.name(turn.lang).to_owned()),
+        })
         .collect();
     if all.len() > DISTRICTS_PER_PAGE {
         out.push(choice("more", "choice-more"));
@@ -181,13 +277,18 @@ fn district_id(turn: &Turn<'_, '_>) -> Option<String> {
 
 fn station_choices(turn: &Turn<'_, '_>, page: u16) -> Vec<Choice> {
     let mut out = vec![choice("not-sure", "choice-not-sure")];
-    let Some(district) = district_id(turn) else { return out };
+    let Some(district) = district_id(turn) else {
+        return out;
+    };
     let all = turn.ctx.stations.stations_in(&district);
     out.extend(
         all.iter()
             .skip(page as usize * STATIONS_PER_PAGE)
             .take(STATIONS_PER_PAGE)
-            .map(|s| Choice { id: format!("st:{}", s.id), label: Label::Raw(s.name(turn.lang).to_owned()) }),
+            .map(|s| Choice {
+                id: format!("st:{}", s.id),
+                label: Label::Raw(s.name(turn.lang).to_owned()),
+            }),
     );
     if all.len() > STATIONS_PER_PAGE {
         out.push(choice("more", "choice-more"));
@@ -200,7 +301,11 @@ fn page_count(items: usize, per_page: usize) -> u16 {
 }
 
 fn phone_known(turn: &Turn<'_, '_>) -> Option<String> {
-    turn.ctx.profile.phone.clone().or_else(|| turn.ctx.profile.channel_phone.clone())
+    turn.ctx
+        .profile
+        .phone
+        .clone()
+        .or_else(|| turn.ctx.profile.channel_phone.clone())
 }
 
 fn choices_for(turn: &Turn<'_, '_>, field: Field, page: u16) -> Vec<Choice> {
@@ -208,7 +313,10 @@ fn choices_for(turn: &Turn<'_, '_>, field: Field, page: u16) -> Vec<Choice> {
     match field {
         Field::Category => category_choices(kind),
         Field::Identifier => vec![choice("skip", "choice-skip")],
-        Field::When => vec![choice("when:today", "choice-when-today"), choice("when:yesterday", "choice-when-yesterday")],
+        Field::When => vec![
+            choice("when:today", "choice-when-today"),
+            choice("when:yesterday", "choice-when-yesterday"),
+        ],
         Field::District => district_choices(turn, page),
         Field::Station => station_choices(turn, page),
         Field::Custody => vec![
@@ -216,19 +324,31 @@ fn choices_for(turn: &Turn<'_, '_>, field: Field, page: u16) -> Vec<Choice> {
             choice("custody:at_station", "choice-custody-at_station"),
         ],
         Field::Phone if page == 0 && phone_known(turn).is_some() => {
-            vec![choice("phone:use", "choice-phone-use"), choice("phone:other", "choice-phone-other")]
+            vec![
+                choice("phone:use", "choice-phone-use"),
+                choice("phone:other", "choice-phone-other"),
+            ]
         }
         Field::Attachments => vec![choice("done", "choice-done")],
-        Field::Consent => vec![choice("consent:yes", "choice-consent-yes"), choice("consent:no", "choice-consent-no")],
+        Field::Consent => vec![
+            choice("consent:yes", "choice-consent-yes"),
+            choice("consent:no", "choice-consent-no"),
+        ],
         Field::Description | Field::Place | Field::Name | Field::Phone => Vec::new(),
     }
 }
 
 /// Asks for a field. `page` pages long lists; for the phone it means "type another number".
 pub(super) fn ask(turn: &mut Turn<'_, '_>, field: Field, page: u16, editing: bool) {
-    turn.state.step = Step::Ask { field, page, editing };
+    turn.state.step = Step::Ask {
+        field,
+        page,
+        editing,
+    };
     let kind = draft(turn).map(|d| d.kind).unwrap_or(ReportKind::Complaint);
-    let category = draft(turn).and_then(|d| d.category.clone()).unwrap_or_default();
+    let category = draft(turn)
+        .and_then(|d| d.category.clone())
+        .unwrap_or_default();
     let choices = choices_for(turn, field, page);
     let mut hint = None;
     let prompt = match field {
@@ -260,10 +380,14 @@ pub(super) fn ask(turn: &mut Turn<'_, '_>, field: Field, page: u16, editing: boo
         }
         Field::District => Text::new("ask-district"),
         Field::Station => {
-            let total = district_id(turn).map(|d| turn.ctx.stations.stations_in(&d).len()).unwrap_or(0);
+            let total = district_id(turn)
+                .map(|d| turn.ctx.stations.stations_in(&d).len())
+                .unwrap_or(0);
             let pages = page_count(total, STATIONS_PER_PAGE);
             let nearest = nearest_station_name(turn);
-            let mut t = Text::new("ask-station").arg("page", page as i64 + 1).arg("pages", pages as i64);
+            let mut t = Text::new("ask-station")
+                .arg("page", page as i64 + 1)
+                .arg("pages", pages as i64);
             if let Some(name) = nearest {
                 turn.say(Text::new("station-nearest").arg("station", name));
             }
@@ -273,7 +397,9 @@ pub(super) fn ask(turn: &mut Turn<'_, '_>, field: Field, page: u16, editing: boo
         Field::Custody => Text::new("ask-custody"),
         Field::Name => Text::new("ask-name"),
         Field::Phone => match phone_known(turn) {
-            Some(phone) if page == 0 => Text::new("ask-phone-confirm").arg("phone", display_phone(&phone)),
+            Some(phone) if page == 0 => {
+                Text::new("ask-phone-confirm").arg("phone", display_phone(&phone))
+            }
             _ => {
                 if turn.ctx.profile.channel == Channel::Telegram {
                     hint = Some(Hint::AskContact);
@@ -283,7 +409,9 @@ pub(super) fn ask(turn: &mut Turn<'_, '_>, field: Field, page: u16, editing: boo
         },
         Field::Attachments => {
             let n = draft(turn).map(|d| d.attachments.len()).unwrap_or(0);
-            Text::new("ask-attachments").arg("count", n as i64).arg("max", MAX_ATTACHMENTS as i64)
+            Text::new("ask-attachments")
+                .arg("count", n as i64)
+                .arg("max", MAX_ATTACHMENTS as i64)
         }
         Field::Consent => Text::new("ask-consent"),
     };
@@ -299,23 +427,36 @@ fn max_len(kind: ReportKind) -> usize {
 
 fn district_name(turn: &Turn<'_, '_>) -> String {
     district_id(turn)
-        .and_then(|id| turn.ctx.stations.district(&id).map(|d| d.name(turn.lang).to_owned()))
+        .and_then(|id| {
+            turn.ctx
+                .stations
+                .district(&id)
+                .map(|d| d.name(turn.lang).to_owned())
+        })
         .unwrap_or_default()
 }
 
 /// With a shared location, the nearest station of the chosen district is suggested.
 fn nearest_station_name(turn: &Turn<'_, '_>) -> Option<String> {
-    let Some(Place::Location { latitude, longitude, .. }) = draft(turn).and_then(|d| d.place.clone()) else {
+    let Some(Place::Location {
+        latitude,
+        longitude,
+        ..
+    }) = draft(turn).and_then(|d| d.place.clone())
+    else {
         return None;
     };
     let station = turn.ctx.stations.nearest(latitude, longitude)?;
-    (Some(station.district_id.clone()) == district_id(turn)).then(|| station.name(turn.lang).to_owned())
+    (Some(station.district_id.clone()) == district_id(turn))
+        .then(|| station.name(turn.lang).to_owned())
 }
 
 fn text_error(turn: &mut Turn<'_, '_>, e: TextError) {
     turn.say(match e {
         TextError::Empty => Text::new("text-empty"),
-        TextError::TooLong { max, got } => Text::new("text-too-long").arg("max", max as i64).arg("got", got as i64),
+        TextError::TooLong { max, got } => Text::new("text-too-long")
+            .arg("max", max as i64)
+            .arg("got", got as i64),
         TextError::NoLetters => Text::new("text-no-letters"),
     });
 }
@@ -325,14 +466,27 @@ fn draft_mut<'t>(turn: &'t mut Turn<'_, '_>) -> Option<&'t mut Draft> {
 }
 
 /// Attaches a photo, document or voice note to the draft, from any step of a journey.
-fn attach(turn: &mut Turn<'_, '_>, kind: MediaKind, file_id: &str, mime: &Option<String>, caption: &Option<String>) {
+fn attach(
+    turn: &mut Turn<'_, '_>,
+    kind: MediaKind,
+    file_id: &str,
+    mime: &Option<String>,
+    caption: &Option<String>,
+) {
     let Some(d) = draft_mut(turn) else { return };
     if d.attachments.len() >= MAX_ATTACHMENTS {
         turn.say(Text::new("attachments-full").arg("max", MAX_ATTACHMENTS as i64));
         return;
     }
-    let caption = caption.as_deref().and_then(|c| bounded(c, MAX_SHORT_TEXT).ok());
-    d.attachments.push(Attachment { kind, file_id: file_id.to_owned(), mime: mime.clone(), caption });
+    let caption = caption
+        .as_deref()
+        .and_then(|c| bounded(c, MAX_SHORT_TEXT).ok());
+    d.attachments.push(Attachment {
+        kind,
+        file_id: file_id.to_owned(),
+        mime: mime.clone(),
+        caption,
+    });
     let count = d.attachments.len() as i64;
     if kind == MediaKind::Voice {
         turn.say(Text::new("voice-added").arg("count", count));
@@ -341,15 +495,26 @@ fn attach(turn: &mut Turn<'_, '_>, kind: MediaKind, file_id: &str, mime: &Option
     }
 }
 
-pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page: u16, editing: bool) {
+pub(super) fn on_field(
+    turn: &mut Turn<'_, '_>,
+    body: &Body,
+    field: Field,
+    page: u16,
+    editing: bool,
+) {
     if draft(turn).is_none() {
         return show_menu(turn);
     }
-    if let Body::Media { kind, file_id, mime, caption } = body {
-        if *kind != MediaKind::Sticker {
-            attach(turn, *kind, file_id, mime, caption);
-            return ask(turn, field, page, editing);
-        }
+    if let Body::Media {
+        kind,
+        file_id,
+        mime,
+        caption,
+    } = body
+        && *kind != MediaKind::Sticker
+    {
+        attach(turn, *kind, file_id, mime, caption);
+        return ask(turn, field, page, editing);
     }
     let choices = choices_for(turn, field, page);
     let picked = pick(body, &choices, turn.catalog(), ALIASES);
@@ -357,7 +522,9 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
 
     match field {
         Field::Category => {
-            let Picked::Choice(id) = picked else { return not_understood(turn, picked, body, choices.len()) };
+            let Picked::Choice(id) = picked else {
+                return not_understood(turn, picked, body, choices.len());
+            };
             let category = id.split_once(':').map(|(_, c)| c.to_owned()).unwrap_or(id);
             if let Some(d) = draft_mut(turn) {
                 if d.category.as_deref() != Some(category.as_str()) {
@@ -373,7 +540,9 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
             advance(turn, field, editing);
         }
         Field::Description => {
-            let Picked::Other(Some(text)) = picked else { return not_understood(turn, picked, body, 0) };
+            let Picked::Other(Some(text)) = picked else {
+                return not_understood(turn, picked, body, 0);
+            };
             match bounded(text, max_len(kind)) {
                 Ok(t) => {
                     if let Some(d) = draft_mut(turn) {
@@ -388,7 +557,9 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
             }
         }
         Field::Identifier => {
-            let category = draft(turn).and_then(|d| d.category.clone()).unwrap_or_default();
+            let category = draft(turn)
+                .and_then(|d| d.category.clone())
+                .unwrap_or_default();
             let value = match picked {
                 Picked::Choice(_) => None,
                 Picked::Other(Some(text)) if category == "mobile" => match parse_imei(text) {
@@ -441,14 +612,22 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
         }
         Field::Place => {
             let place = match body {
-                Body::Location { latitude, longitude, name, address }
-                    if latitude.is_finite()
-                        && longitude.is_finite()
-                        && (-90.0..=90.0).contains(latitude)
-                        && (-180.0..=180.0).contains(longitude) =>
+                Body::Location {
+                    latitude,
+                    longitude,
+                    name,
+                    address,
+                } if latitude.is_finite()
+                    && longitude.is_finite()
+                    && (-90.0..=90.0).contains(latitude)
+                    && (-180.0..=180.0).contains(longitude) =>
                 {
                     let label = name.clone().or_else(|| address.clone());
-                    Place::Location { latitude: *latitude, longitude: *longitude, label }
+                    Place::Location {
+                        latitude: *latitude,
+                        longitude: *longitude,
+                        label,
+                    }
                 }
                 Body::Text { text } => match bounded(text, MAX_SHORT_TEXT) {
                     Ok(t) => Place::Address { text: t },
@@ -485,7 +664,8 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
                     .iter()
                     .filter(|d| {
                         folded.chars().count() >= 2
-                            && (d.name_en.to_lowercase().contains(&folded) || d.name_hi.contains(folded.as_str()))
+                            && (d.name_en.to_lowercase().contains(&folded)
+                                || d.name_hi.contains(folded.as_str()))
                     })
                     .map(|d| d.id.clone())
                     .collect();
@@ -514,7 +694,9 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
             advance(turn, field, editing);
         }
         Field::Name => {
-            let Picked::Other(Some(text)) = picked else { return not_understood(turn, picked, body, 0) };
+            let Picked::Other(Some(text)) = picked else {
+                return not_understood(turn, picked, body, 0);
+            };
             match read_name(text) {
                 Ok(n) => {
                     if let Some(d) = draft_mut(turn) {
@@ -555,7 +737,8 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
             }
             other => not_understood(turn, other, body, choices.len()),
         },
-        Field::Consent => match yes_no(body, "consent:yes", "consent:no", &choices, turn.catalog()) {
+        Field::Consent => match yes_no(body, "consent:yes", "consent:no", &choices, turn.catalog())
+        {
             Some(true) => {
                 if let Some(d) = draft_mut(turn) {
                     d.consent = true;
@@ -571,13 +754,23 @@ pub(super) fn on_field(turn: &mut Turn<'_, '_>, body: &Body, field: Field, page:
     }
 }
 
-fn on_station(turn: &mut Turn<'_, '_>, body: &Body, picked: Picked<'_>, page: u16, editing: bool, n: usize) {
+fn on_station(
+    turn: &mut Turn<'_, '_>,
+    body: &Body,
+    picked: Picked<'_>,
+    page: u16,
+    editing: bool,
+    n: usize,
+) {
     let Some(district) = district_id(turn) else {
         return ask(turn, Field::District, 0, editing);
     };
     let station = match picked {
         Picked::Choice(id) if id == "more" => {
-            let pages = page_count(turn.ctx.stations.stations_in(&district).len(), STATIONS_PER_PAGE);
+            let pages = page_count(
+                turn.ctx.stations.stations_in(&district).len(),
+                STATIONS_PER_PAGE,
+            );
             return ask(turn, Field::Station, (page + 1) % pages, editing);
         }
         Picked::Choice(id) if id == "not-sure" => match turn.ctx.stations.control_room(&district) {
@@ -601,10 +794,17 @@ fn on_station(turn: &mut Turn<'_, '_>, body: &Body, picked: Picked<'_>, page: u1
                     let choices: Vec<Choice> = many
                         .iter()
                         .take(9)
-                        .map(|s| Choice { id: format!("st:{}", s.id), label: Label::Raw(s.name(turn.lang).to_owned()) })
+                        .map(|s| Choice {
+                            id: format!("st:{}", s.id),
+                            label: Label::Raw(s.name(turn.lang).to_owned()),
+                        })
                         .chain(std::iter::once(choice("not-sure", "choice-not-sure")))
                         .collect();
-                    turn.state.step = Step::Ask { field: Field::Station, page, editing };
+                    turn.state.step = Step::Ask {
+                        field: Field::Station,
+                        page,
+                        editing,
+                    };
                     turn.prompt(Text::new("station-several"), choices, None);
                     return;
                 }
@@ -623,7 +823,14 @@ fn on_station(turn: &mut Turn<'_, '_>, body: &Body, picked: Picked<'_>, page: u1
     advance(turn, Field::Station, editing);
 }
 
-fn on_phone(turn: &mut Turn<'_, '_>, body: &Body, picked: Picked<'_>, page: u16, editing: bool, n: usize) {
+fn on_phone(
+    turn: &mut Turn<'_, '_>,
+    body: &Body,
+    picked: Picked<'_>,
+    page: u16,
+    editing: bool,
+    n: usize,
+) {
     let phone = match (body, picked) {
         (_, Picked::Choice(id)) if id == "phone:use" => phone_known(turn),
         (_, Picked::Choice(_)) => return ask(turn, Field::Phone, 1, editing),
@@ -666,8 +873,12 @@ fn on_phone(turn: &mut Turn<'_, '_>, body: &Body, picked: Picked<'_>, page: u16,
         }
         (_, other) => return not_understood(turn, other, body, n),
     };
-    let Some(phone) = phone else { return ask(turn, Field::Phone, 1, editing) };
-    turn.effect(Effect::SetPhone { phone: phone.clone() });
+    let Some(phone) = phone else {
+        return ask(turn, Field::Phone, 1, editing);
+    };
+    turn.effect(Effect::SetPhone {
+        phone: phone.clone(),
+    });
     if let Some(d) = draft_mut(turn) {
         d.phone = Some(phone);
     }
@@ -717,18 +928,28 @@ fn field_value(turn: &Turn<'_, '_>, field: Field) -> Option<String> {
         Field::When => d.occurred_on.map(|o| o.format("%d-%m-%Y").to_string()),
         Field::Place => d.place.as_ref().map(|p| match p {
             Place::Address { text } => text.clone(),
-            Place::Location { latitude, longitude, label } => match label {
+            Place::Location {
+                latitude,
+                longitude,
+                label,
+            } => match label {
                 Some(l) => format!("{l} ({latitude:.5}, {longitude:.5})"),
                 None => format!("{latitude:.5}, {longitude:.5}"),
             },
         }),
         Field::District => {
             let id = d.district_id.as_deref()?;
-            turn.ctx.stations.district(id).map(|x| x.name(lang).to_owned())
+            turn.ctx
+                .stations
+                .district(id)
+                .map(|x| x.name(lang).to_owned())
         }
         Field::Station => {
             let id = d.station_id.as_deref()?;
-            turn.ctx.stations.station(id).map(|s| s.name(lang).to_owned())
+            turn.ctx
+                .stations
+                .station(id)
+                .map(|s| s.name(lang).to_owned())
         }
         Field::Custody => d.custody.map(|c| {
             turn.label(&Label::Msg(
@@ -747,7 +968,9 @@ fn field_value(turn: &Turn<'_, '_>, field: Field) -> Option<String> {
 }
 
 pub(super) fn show_review(turn: &mut Turn<'_, '_>) {
-    let Some(kind) = draft(turn).map(|d| d.kind) else { return show_menu(turn) };
+    let Some(kind) = draft(turn).map(|d| d.kind) else {
+        return show_menu(turn);
+    };
     // A field added by an edit (an IMEI after changing the item to a phone) is asked first.
     let fields = journey_fields(turn);
     if let Some(missing) = fields.iter().find(|f| is_missing(turn, **f)) {
@@ -758,11 +981,21 @@ pub(super) fn show_review(turn: &mut Turn<'_, '_>) {
         .iter()
         .filter_map(|f| {
             let value = field_value(turn, *f)?;
-            Some(format!("{}: {}", turn.format(&Text::new(field_msg(*f))), value))
+            Some(format!(
+                "{}: {}",
+                turn.format(&Text::new(field_msg(*f))),
+                value
+            ))
         })
         .collect();
     let kind = turn.format(&Text::new(kind_msg(kind)));
-    turn.prompt(Text::new("review").arg("kind", kind).arg("summary", lines.join("\n")), review_choices(), None);
+    turn.prompt(
+        Text::new("review")
+            .arg("kind", kind)
+            .arg("summary", lines.join("\n")),
+        review_choices(),
+        None,
+    );
 }
 
 fn is_missing(turn: &Turn<'_, '_>, field: Field) -> bool {
@@ -784,7 +1017,15 @@ fn is_missing(turn: &Turn<'_, '_>, field: Field) -> bool {
 
 pub(super) fn on_review(turn: &mut Turn<'_, '_>, body: &Body) {
     let choices = review_choices();
-    match pick(body, &choices, turn.catalog(), &[("review:confirm", &["confirm", "haan", "ha", "yes", "हाँ", "हां", "ok"])]) {
+    match pick(
+        body,
+        &choices,
+        turn.catalog(),
+        &[(
+            "review:confirm",
+            &["confirm", "haan", "ha", "yes", "हाँ", "हां", "ok"],
+        )],
+    ) {
         Picked::Choice(id) if id == "review:confirm" => confirm(turn),
         Picked::Choice(id) if id == "review:edit" => ask_edit_pick(turn),
         Picked::Choice(_) => {
@@ -799,7 +1040,9 @@ pub(super) fn on_review(turn: &mut Turn<'_, '_>, body: &Body) {
 fn confirm(turn: &mut Turn<'_, '_>) {
     let lang = turn.lang;
     let reference_seed = turn.ctx.fresh.reference;
-    let Some(d) = draft_mut(turn) else { return show_menu(turn) };
+    let Some(d) = draft_mut(turn) else {
+        return show_menu(turn);
+    };
     // Filing is idempotent on the draft id, so a confirm repeated after a crash files once.
     d.submitted = true;
     let report = NewReport {
@@ -819,7 +1062,9 @@ fn confirm(turn: &mut Turn<'_, '_>) {
         attachments: d.attachments.clone(),
         lang,
     };
-    turn.effect(Effect::FileReport { report: Box::new(report) });
+    turn.effect(Effect::FileReport {
+        report: Box::new(report),
+    });
 }
 
 pub(super) fn on_filed(turn: &mut Turn<'_, '_>, reference: &Reference, station: Option<&str>) {
@@ -858,7 +1103,10 @@ fn edit_choices(turn: &Turn<'_, '_>) -> Vec<Choice> {
         .into_iter()
         .map(|f| {
             let msg = field_msg(f);
-            choice(&format!("edit:{}", &msg["field-".len()..]), &format!("choice-edit-{}", &msg["field-".len()..]))
+            choice(
+                &format!("edit:{}", &msg["field-".len()..]),
+                &format!("choice-edit-{}", &msg["field-".len()..]),
+            )
         })
         .collect()
 }

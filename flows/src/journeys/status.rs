@@ -21,11 +21,20 @@ pub(super) fn ask_reference(turn: &mut Turn<'_, '_>) {
 /// True when a menu message is shaped like a reference (kind letter and about nine more
 /// characters), so typing one at the menu checks it directly.
 pub(super) fn looks_like_reference(text: &str) -> bool {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
     let n = compact.chars().count();
     (9..=11).contains(&n)
-        && compact.chars().next().is_some_and(|c| matches!(c, 'C' | 'L' | 'F' | 'c' | 'l' | 'f'))
-        && compact.chars().skip(1).any(|c| crate::understand::digits::ascii_digit(c).is_some())
+        && compact
+            .chars()
+            .next()
+            .is_some_and(|c| matches!(c, 'C' | 'L' | 'F' | 'c' | 'l' | 'f'))
+        && compact
+            .chars()
+            .skip(1)
+            .any(|c| crate::understand::digits::ascii_digit(c).is_some())
 }
 
 pub(super) fn on_reference(turn: &mut Turn<'_, '_>, body: &Body) {
