@@ -52,3 +52,4 @@ choice-done = Done
 kind-complaint = complaint
 kind-lost = lost item report
 kind-found = found item report
+error-internal = Sorry, something went wrong on our side. Please try again in a moment.

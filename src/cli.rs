@@ -1,0 +1,208 @@
+//! The `seva` command line (spec §5). Results go to stdout, everything else to stderr.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flows::Lang;
+
+use crate::chat::{ChatOptions, DEFAULT_CITIZEN};
+use crate::config::Config;
+use crate::store::{OutboxStatus, Store};
+use crate::{Error, logging};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seva",
+    version,
+    about = "Police citizen services on Telegram and WhatsApp, in Hindi and English"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every configured channel, the HTTP routes and the outbox dispatcher.
+    Serve,
+    /// Talk to the bot in the terminal, on the same flows and database.
+    Chat {
+        /// The citizen's language; skips the language question.
+        #[arg(long, value_enum)]
+        lang: Option<LangArg>,
+        /// The terminal citizen's name, to play several citizens or come back as one later.
+        #[arg(long = "as", value_name = "ID", default_value = DEFAULT_CITIZEN)]
+        as_id: String,
+    },
+    /// Apply database migrations (serve also does it at start).
+    Migrate,
+    /// See and replay messages that could not be delivered.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Undelivered messages, newest first.
+    List {
+        /// Only dead letters.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Send a dead (or waiting) message again, now.
+    Retry {
+        /// The outbox id, as `outbox list` shows it.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LangArg {
+    Hi,
+    En,
+}
+
+impl From<LangArg> for Lang {
+    fn from(l: LangArg) -> Lang {
+        match l {
+            LangArg::Hi => Lang::Hi,
+            LangArg::En => Lang::En,
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and maps failure to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("seva: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The chat's own stderr should show the conversation, not every turn's log line.
+    let default_level = if matches!(cli.command, Command::Chat { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    logging::init(config.log_format, default_level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("seva: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seva: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn execute(command: Command, config: Config) -> Result<(), Error> {
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            crate::run(config, listener, shutdown_signal()).await
+        }
+        Command::Chat { lang, as_id } => {
+            if as_id.trim().is_empty() {
+                return Err(Error::Usage("--as needs a name".to_owned()));
+            }
+            let lang = lang.map(Lang::from);
+            crate::chat::run(&config, &ChatOptions { lang, as_id }).await
+        }
+        Command::Migrate => {
+            let store = Store::open(&config.database_url).await?;
+            store.close().await;
+            eprintln!("seva: migrations applied");
+            Ok(())
+        }
+        Command::Outbox { command } => outbox(command, &config).await,
+    }
+}
+
+async fn outbox(command: OutboxCommand, config: &Config) -> Result<(), Error> {
+    let store = Store::open(&config.database_url).await?;
+    let result = match command {
+        OutboxCommand::List { dead } => {
+            let rows = store.list_outbox(dead, 200).await?;
+            if rows.is_empty() {
+                eprintln!(
+                    "seva: no {} messages",
+                    if dead { "dead" } else { "undelivered" }
+                );
+            } else {
+                println!("id\tstatus\tchannel\tkind\tto\tattempts\tnext_attempt_at\tlast_error");
+            }
+            for r in rows {
+                // Citizens by internal id: a WhatsApp recipient is a phone number.
+                let to = match r.citizen_id {
+                    Some(id) => format!("citizen:{id}"),
+                    None => r.recipient.clone(),
+                };
+                let next = chrono::DateTime::from_timestamp(r.next_attempt_at, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    r.status.as_str(),
+                    r.channel.as_str(),
+                    r.kind.as_str(),
+                    to,
+                    r.attempts,
+                    next,
+                    r.last_error.unwrap_or_default().replace(['\t', '\n'], " ")
+                );
+            }
+            Ok(())
+        }
+        OutboxCommand::Retry { id } => match store
+            .retry_outbox(id, chrono::Utc::now().timestamp())
+            .await?
+        {
+            OutboxStatus::Dead | OutboxStatus::Pending => {
+                eprintln!(
+                    "seva: message {id} is due now; a running dispatcher sends it within a second"
+                );
+                Ok(())
+            }
+            OutboxStatus::Sending => Err(Error::Usage(format!(
+                "message {id} is being sent right now"
+            ))),
+            OutboxStatus::Sent => Err(Error::Usage(format!("message {id} was already sent"))),
+        },
+    };
+    store.close().await;
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,360 @@
+//! The outbox dispatcher: claims due rows, keeps each recipient's order, paces each channel,
+//! sends through the channel's [`ChannelSender`] and records the outcome (sent, retry later,
+//! dead letter).
+//!
+//! Delivery is at least once: a crash between a provider's answer and our record of it leaves
+//! the row in `sending`, and [`Dispatcher::recover`] puts it back to pending at the next start.
+
+pub mod terminal;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flows::Lang;
+use flows::catalog::{Catalog, Rendered};
+use flows::delivery::SendOutcome;
+use flows::message::Channel;
+use flows::reply::Reply;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::store::{Claim, OutboxKind, OutboxRow, SendRecord, Store, StoreError};
+
+/// How often the dispatcher looks for due rows when nobody wakes it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Rows claimed per round (at most one per recipient).
+const BATCH: u32 = 64;
+
+/// One message, ready for a channel to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// The outbox row id (WhatsApp carries it in `biz_opaque_callback_data`).
+    pub id: i64,
+    pub citizen_id: Option<i64>,
+    /// Telegram chat id, WhatsApp `wa_id`, terminal `--as` name.
+    pub recipient: String,
+    pub kind: OutboxKind,
+    pub lang: Lang,
+    /// The abstract reply, for channels that need more than the rendering (templates).
+    pub content: Reply,
+    /// `content` rendered in `lang` with [`Catalog::global`] at send time.
+    pub rendered: Rendered,
+    /// Earlier attempts at this row (0 on the first).
+    pub attempts: u32,
+}
+
+/// One channel's way of sending. Implementations only talk to their provider and classify the
+/// answer; claiming, ordering, pacing and retries are the dispatcher's.
+#[async_trait]
+pub trait ChannelSender: Send + Sync {
+    fn channel(&self) -> Channel;
+    async fn send(&self, msg: &OutboundMessage) -> SendOutcome;
+}
+
+/// When to try again after a transient failure, and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Wait after the first transient failure; doubled after each further one.
+    pub base: Duration,
+    /// The longest wait between attempts.
+    pub cap: Duration,
+    /// Attempts (sends tried) after which a transient failure makes the row dead.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(15 * 60),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempts`-th failed attempt (1-based).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+}
+
+/// Spaces one channel's sends at most `per_second` apart, across all its recipients.
+struct Pacer {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+struct Lane {
+    sender: Arc<dyn ChannelSender>,
+    pacer: Option<Pacer>,
+}
+
+/// Drains the outbox for the channels it has senders for.
+pub struct Dispatcher {
+    store: Store,
+    lanes: HashMap<Channel, Arc<Lane>>,
+    channels: Vec<Channel>,
+    clock: Clock,
+    policy: RetryPolicy,
+    catalog: &'static Catalog,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `senders` (one per channel; a later one replaces an earlier one).
+    pub fn new(store: Store, senders: Vec<Arc<dyn ChannelSender>>, clock: Clock) -> Dispatcher {
+        let mut lanes = HashMap::new();
+        for sender in senders {
+            lanes.insert(
+                sender.channel(),
+                Arc::new(Lane {
+                    sender,
+                    pacer: None,
+                }),
+            );
+        }
+        let mut channels: Vec<Channel> = lanes.keys().copied().collect();
+        channels.sort_by_key(|c| c.as_str());
+        Dispatcher {
+            store,
+            lanes,
+            channels,
+            clock,
+            policy: RetryPolicy::default(),
+            catalog: Catalog::global(),
+        }
+    }
+
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Dispatcher {
+        self.policy = policy;
+        self
+    }
+
+    /// Sends on `channel` at most `per_second` messages per second.
+    pub fn with_pace(mut self, channel: Channel, per_second: u32) -> Dispatcher {
+        if let Some(lane) = self.lanes.get_mut(&channel) {
+            *lane = Arc::new(Lane {
+                sender: lane.sender.clone(),
+                pacer: Some(Pacer::new(per_second)),
+            });
+        }
+        self
+    }
+
+    /// The channels this dispatcher sends on.
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
+    /// Puts this dispatcher's rows left in `sending` by a crash back to pending.
+    pub async fn recover(&self) -> Result<u64, StoreError> {
+        self.store.reset_sending(&self.channels, None).await
+    }
+
+    /// Claims due rows once and sends them (different recipients concurrently). Returns how
+    /// many rows it handled, whatever their outcome.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let claim = Claim {
+            channels: &self.channels,
+            recipient: None,
+            limit: BATCH,
+        };
+        self.send_claimed(&claim).await
+    }
+
+    /// Sends every due row for one recipient, in order, until none is due (`seva chat`).
+    /// Returns how many rows it handled.
+    pub async fn deliver_to(&self, channel: Channel, recipient: &str) -> Result<usize, StoreError> {
+        let channels = [channel];
+        let claim = Claim {
+            channels: &channels,
+            recipient: Some(recipient),
+            limit: 1,
+        };
+        let mut handled = 0;
+        loop {
+            match self.send_claimed(&claim).await? {
+                0 => return Ok(handled),
+                n => handled += n,
+            }
+        }
+    }
+
+    async fn send_claimed(&self, claim: &Claim<'_>) -> Result<usize, StoreError> {
+        let rows = self.store.claim_due(claim, self.clock.now()).await?;
+        let handled = rows.len();
+        let mut sends = JoinSet::new();
+        let mut in_flight = HashMap::new();
+        for row in rows {
+            let Some(lane) = self.lanes.get(&row.channel).cloned() else {
+                // Claimed only for our channels; kept as a guard against a future mismatch.
+                self.record(
+                    &row,
+                    SendOutcome::Transient {
+                        reason: "no sender for channel".to_owned(),
+                    },
+                )
+                .await?;
+                continue;
+            };
+            let msg = match self.message(&row) {
+                Ok(msg) => msg,
+                Err(reason) => {
+                    let dead = SendOutcome::Permanent {
+                        code: "content".to_owned(),
+                        reason,
+                    };
+                    self.record(&row, dead).await?;
+                    continue;
+                }
+            };
+            let handle = sends.spawn(async move {
+                if let Some(pacer) = &lane.pacer {
+                    pacer.wait().await;
+                }
+                lane.sender.send(&msg).await
+            });
+            in_flight.insert(handle.id(), row);
+        }
+        while let Some(joined) = sends.join_next_with_id().await {
+            let (task, outcome) = match joined {
+                Ok((task, outcome)) => (task, outcome),
+                Err(e) => (
+                    e.id(),
+                    SendOutcome::Transient {
+                        reason: format!("sender failed: {e}"),
+                    },
+                ),
+            };
+            if let Some(row) = in_flight.remove(&task) {
+                self.record(&row, outcome).await?;
+            }
+        }
+        Ok(handled)
+    }
+
+    fn message(&self, row: &OutboxRow) -> Result<OutboundMessage, String> {
+        let content: Reply = serde_json::from_str(&row.content)
+            .map_err(|e| format!("content is not a reply: {e}"))?;
+        let lang = row.lang.unwrap_or(Lang::Hi);
+        Ok(OutboundMessage {
+            id: row.id,
+            citizen_id: row.citizen_id,
+            recipient: row.recipient.clone(),
+            kind: row.kind,
+            lang,
+            rendered: self.catalog.render(lang, &content),
+            content,
+            attempts: row.attempts,
+        })
+    }
+
+    async fn record(&self, row: &OutboxRow, outcome: SendOutcome) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let tried = row.attempts + 1;
+        let (record, attempts) = match outcome {
+            SendOutcome::Sent { provider_id } => (SendRecord::Sent { provider_id }, tried),
+            // The provider's own pacing is not the message's fault: it does not count.
+            SendOutcome::RetryAfter { secs } => (
+                SendRecord::Retry {
+                    next_attempt_at: now.saturating_add(secs.clamp(1, i64::MAX as u64) as i64),
+                    error: format!("provider asked to wait {secs}s"),
+                },
+                row.attempts,
+            ),
+            SendOutcome::Transient { reason } if tried >= self.policy.max_attempts => {
+                tracing::warn!(
+                    outbox = row.id,
+                    channel = row.channel.as_str(),
+                    attempts = tried,
+                    "giving up on message"
+                );
+                (
+                    SendRecord::Dead {
+                        error: format!("gave up after {tried} attempts: {reason}"),
+                    },
+                    tried,
+                )
+            }
+            SendOutcome::Transient { reason } => {
+                tracing::debug!(outbox = row.id, channel = row.channel.as_str(), %reason, "send failed, will retry");
+                let wait = self.policy.backoff(tried).as_secs() as i64;
+                (
+                    SendRecord::Retry {
+                        next_attempt_at: now.saturating_add(wait),
+                        error: reason,
+                    },
+                    tried,
+                )
+            }
+            SendOutcome::Permanent { code, reason } => {
+                tracing::warn!(outbox = row.id, channel = row.channel.as_str(), %code, "message cannot be delivered");
+                (
+                    SendRecord::Dead {
+                        error: format!("{code}: {reason}"),
+                    },
+                    tried,
+                )
+            }
+        };
+        self.store.record_send(row.id, &record, attempts, now).await
+    }
+
+    /// Runs until `stop` turns true (or its sender is dropped): recovers crashed rows, then
+    /// drains due rows whenever `wake` is notified and at least every second.
+    pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        match self.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                "outbox rows left sending by a crash are pending again"
+            ),
+            Err(e) => tracing::warn!(error = %e, "outbox recovery failed"),
+        }
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let busy = match self.run_once().await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox dispatch failed");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}

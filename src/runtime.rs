@@ -1,0 +1,552 @@
+//! The inbound path: the architecture guide's two transactions.
+//!
+//! * [`Runtime::accept`] — transaction 1: store the message, unique on its provider id. Only
+//!   after it returns may a webhook answer 200 or the Telegram offset move on.
+//! * [`Runtime::process`] — transaction 2: under the citizen's lock, run every unprocessed
+//!   message through `flows::engine::step`, execute its effects, save the state and write the
+//!   replies to the outbox, all in one commit; then wake the dispatcher.
+//! * [`Runtime::sweep`] — processes whatever was accepted and not processed (after a crash, or
+//!   a failed turn), so nothing acknowledged is lost.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use dashmap::DashMap;
+use flows::Lang;
+use flows::catalog::Catalog;
+use flows::effect::{Effect, EffectResult, NewReport, ReportView};
+use flows::engine::{Ctx, Fresh, Input, Outcome, Profile};
+use flows::message::{Body, Inbound};
+use flows::reference::Reference;
+use flows::reply::{Reply, Text};
+use flows::state::{Conversation, Loaded};
+use flows::stations::Directory;
+use tokio::sync::{Mutex, Notify};
+
+use crate::clock::Clock;
+pub use crate::store::Accepted;
+use crate::store::{
+    Filing, InboxRow, NewOutbox, OutboxKind, Store, StoreError, StoredReport, Turn,
+};
+
+/// The dialogue step the runtime calls: `flows::engine::step`, or a scripted one in tests.
+pub type Engine = Arc<dyn Fn(Conversation, &Input, &Ctx<'_>) -> Outcome + Send + Sync>;
+
+/// Draws the fresh random values of one step.
+pub type FreshSource = Arc<dyn Fn() -> Fresh + Send + Sync>;
+
+/// "My reports" shows this many.
+pub const MY_REPORTS_LIMIT: u32 = 5;
+
+/// Steps one message may take (its own and one per data effect) before it counts as a loop.
+const MAX_STEPS: usize = 16;
+
+/// Fresh references drawn for one report before giving up (40 random bits each: a second
+/// draw colliding already means something else is wrong).
+const MAX_REFERENCE_DRAWS: usize = 5;
+
+/// The reply a citizen gets when their message could not be handled.
+pub const ERROR_REPLY_ID: &str = "error-internal";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why one message could not be handled. The message is marked processed with this note.
+#[derive(Debug, thiserror::Error)]
+enum MessageError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("stored payload is unreadable: {0}")]
+    Payload(String),
+    #[error("the dialogue engine panicked: {0}")]
+    Panic(String),
+    #[error("more than {MAX_STEPS} steps for one message")]
+    Runaway,
+    #[error("no free reference after {MAX_REFERENCE_DRAWS} draws")]
+    NoReference,
+}
+
+impl MessageError {
+    /// What went wrong, for info-level logs: a panic message or payload error could quote
+    /// what the citizen wrote, so the full text goes to debug logs and the inbox row only.
+    fn kind(&self) -> &'static str {
+        match self {
+            MessageError::Store(_) => "store",
+            MessageError::Payload(_) => "payload",
+            MessageError::Panic(_) => "engine_panic",
+            MessageError::Runaway => "runaway",
+            MessageError::NoReference => "no_reference",
+        }
+    }
+}
+
+/// What one [`Runtime::process`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Processed {
+    /// Inbox rows marked processed (including failed ones).
+    pub messages: usize,
+    /// Of those, the ones that failed and were answered with an apology.
+    pub failed: usize,
+    /// Outbox rows written.
+    pub replies: usize,
+}
+
+/// The inbound path. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    stations: Directory,
+    timezone: Tz,
+    clock: Clock,
+    fresh: FreshSource,
+    engine: Engine,
+    catalog: &'static Catalog,
+    /// In-process fast path so one citizen's turns queue here rather than on the database
+    /// lock; the database transaction is the real guard.
+    locks: DashMap<i64, Arc<Mutex<()>>>,
+    /// Woken after every commit that wrote outbox rows.
+    wake: Arc<Notify>,
+}
+
+/// Builds a [`Runtime`]; everything but the store has a production default.
+pub struct RuntimeBuilder {
+    store: Store,
+    stations: Directory,
+    timezone: Tz,
+    clock: Clock,
+    fresh: FreshSource,
+    engine: Engine,
+    wake: Arc<Notify>,
+}
+
+impl RuntimeBuilder {
+    pub fn stations(mut self, stations: Directory) -> Self {
+        self.stations = stations;
+        self
+    }
+
+    pub fn timezone(mut self, timezone: Tz) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn fresh(mut self, fresh: FreshSource) -> Self {
+        self.fresh = fresh;
+        self
+    }
+
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// The notifier the dispatcher waits on (a new one by default).
+    pub fn wake(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    pub fn build(self) -> Runtime {
+        Runtime {
+            inner: Arc::new(Inner {
+                store: self.store,
+                stations: self.stations,
+                timezone: self.timezone,
+                clock: self.clock,
+                fresh: self.fresh,
+                engine: self.engine,
+                catalog: Catalog::global(),
+                locks: DashMap::new(),
+                wake: self.wake,
+            }),
+        }
+    }
+}
+
+/// Random reference characters and a random draft id.
+pub fn random_fresh() -> Fresh {
+    Fresh {
+        reference: rand::random(),
+        draft_id: format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
+impl Runtime {
+    /// A builder with the real engine, the system clock, random fresh values, Asia/Kolkata and
+    /// an empty station directory.
+    pub fn builder(store: Store) -> RuntimeBuilder {
+        RuntimeBuilder {
+            store,
+            stations: Directory::default(),
+            timezone: chrono_tz::Asia::Kolkata,
+            clock: Clock::system(),
+            fresh: Arc::new(random_fresh),
+            engine: Arc::new(flows::engine::step),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn stations(&self) -> &Directory {
+        &self.inner.stations
+    }
+
+    /// Notified whenever a turn wrote outbox rows; the dispatcher waits on it.
+    pub fn wake(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+
+    /// Transaction 1. A duplicate provider id changes nothing.
+    pub async fn accept(&self, msg: &Inbound) -> Result<Accepted, RuntimeError> {
+        Ok(self.inner.store.accept(msg, self.inner.clock.now()).await?)
+    }
+
+    /// Accepts, then processes the citizen's turn if the message was new.
+    pub async fn handle(&self, msg: &Inbound) -> Result<Accepted, RuntimeError> {
+        let accepted = self.accept(msg).await?;
+        if let Accepted::New { citizen_id, .. } = accepted {
+            self.process(citizen_id).await?;
+        }
+        Ok(accepted)
+    }
+
+    /// Processes every citizen with unprocessed messages; returns how many messages it handled.
+    /// A citizen whose turn fails is logged and left for the next sweep.
+    pub async fn sweep(&self) -> Result<usize, RuntimeError> {
+        let mut handled = 0;
+        for citizen_id in self.inner.store.citizens_with_unprocessed().await? {
+            match self.process(citizen_id).await {
+                Ok(p) => handled += p.messages,
+                Err(e) => {
+                    tracing::warn!(citizen = citizen_id, error = %e, "sweep could not process citizen")
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Transaction 2 for one citizen: their unprocessed messages in arrival order, in one
+    /// commit. A message that fails (engine panic, failing effect, unreadable payload) is
+    /// undone on its own, answered with an apology and marked processed with an error note,
+    /// so it cannot block the citizen's later messages.
+    pub async fn process(&self, citizen_id: i64) -> Result<Processed, RuntimeError> {
+        let lock = self.inner.locks.entry(citizen_id).or_default().clone();
+        let result = {
+            let _guard = lock.lock().await;
+            self.process_locked(citizen_id).await
+        };
+        drop(lock);
+        // Only the map holds it now: nobody waits, so the entry can go.
+        self.inner
+            .locks
+            .remove_if(&citizen_id, |_, m| Arc::strong_count(m) == 1);
+        result
+    }
+
+    async fn process_locked(&self, citizen_id: i64) -> Result<Processed, RuntimeError> {
+        let mut turn = self.inner.store.lock_citizen(citizen_id).await?;
+        let rows = turn.unprocessed().await?;
+        if rows.is_empty() {
+            return Ok(Processed::default());
+        }
+        let (mut state, mut reset) = match Conversation::load(turn.conversation().await?.as_deref())
+        {
+            Loaded::Fresh(c) | Loaded::Restored(c) => (c, false),
+            Loaded::Reset(c) => {
+                tracing::info!(
+                    citizen = citizen_id,
+                    "stored conversation unreadable; starting over"
+                );
+                (c, true)
+            }
+        };
+
+        let mut done = Processed::default();
+        let now = self.inner.clock.now();
+        for row in rows {
+            turn.savepoint().await?;
+            match self
+                .message(&mut turn, &row, state.clone(), reset, now)
+                .await
+            {
+                Ok((next, replies)) => {
+                    for (lang, reply) in &replies {
+                        self.enqueue_reply(&mut turn, *lang, reply, now).await?;
+                    }
+                    turn.mark_processed(row.id, now, None).await?;
+                    turn.release_savepoint().await?;
+                    state = next;
+                    reset = false;
+                    done.replies += replies.len();
+                }
+                Err(e) => {
+                    turn.rollback_to_savepoint().await?;
+                    tracing::warn!(
+                        citizen = citizen_id,
+                        inbox = row.id,
+                        reason = e.kind(),
+                        "message could not be handled"
+                    );
+                    tracing::debug!(citizen = citizen_id, inbox = row.id, error = %e, "message failure detail");
+                    let lang = turn.citizen().lang.unwrap_or(Lang::Hi);
+                    self.enqueue_reply(
+                        &mut turn,
+                        lang,
+                        &Reply::text(Text::new(ERROR_REPLY_ID)),
+                        now,
+                    )
+                    .await?;
+                    turn.mark_processed(row.id, now, Some(&e.to_string()))
+                        .await?;
+                    done.failed += 1;
+                    done.replies += 1;
+                }
+            }
+            done.messages += 1;
+        }
+        turn.save_conversation(&state.to_json(), now).await?;
+        turn.commit().await?;
+        tracing::info!(
+            citizen = citizen_id,
+            messages = done.messages,
+            failed = done.failed,
+            replies = done.replies,
+            "turn processed"
+        );
+        if done.replies > 0 {
+            self.inner.wake.notify_one();
+        }
+        Ok(done)
+    }
+
+    async fn enqueue_reply(
+        &self,
+        turn: &mut Turn,
+        lang: Lang,
+        reply: &Reply,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let citizen = turn.citizen();
+        let row = NewOutbox {
+            citizen_id: Some(citizen.id),
+            channel: citizen.channel,
+            recipient: citizen.external_id.clone(),
+            kind: OutboxKind::Reply,
+            content: serde_json::to_string(reply)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            lang: Some(lang),
+        };
+        turn.enqueue(&row, now).await?;
+        Ok(())
+    }
+
+    /// One message: step, execute effects, feed data results back, until no input is left.
+    async fn message(
+        &self,
+        turn: &mut Turn,
+        row: &InboxRow,
+        mut state: Conversation,
+        reset: bool,
+        now: i64,
+    ) -> Result<(Conversation, Vec<(Lang, Reply)>), MessageError> {
+        let inbound: Inbound =
+            serde_json::from_str(&row.payload).map_err(|e| MessageError::Payload(e.to_string()))?;
+        let mut profile = profile(turn, &inbound);
+        let today = self.local_date(now);
+        let first = if reset {
+            Input::StateReset(inbound.body)
+        } else {
+            Input::Message(inbound.body)
+        };
+        let mut inputs = VecDeque::from([first]);
+        let mut replies = Vec::new();
+        let mut steps = 0;
+        while let Some(input) = inputs.pop_front() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Err(MessageError::Runaway);
+            }
+            let outcome = {
+                let ctx = Ctx {
+                    now,
+                    today,
+                    profile: &profile,
+                    stations: &self.inner.stations,
+                    catalog: self.inner.catalog,
+                    fresh: (self.inner.fresh)(),
+                };
+                // A panicking engine must cost one message, not the citizen's whole queue.
+                std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    (self.inner.engine)(state, &input, &ctx)
+                }))
+                .map_err(|p| MessageError::Panic(panic_text(p.as_ref())))?
+            };
+            state = outcome.state;
+            replies.extend(outcome.replies.into_iter().map(|r| (outcome.lang, r)));
+            for effect in &outcome.effects {
+                if let Some(result) = self.effect(turn, &mut profile, effect, now).await? {
+                    inputs.push_back(Input::Result(result));
+                }
+            }
+        }
+        Ok((state, replies))
+    }
+
+    async fn effect(
+        &self,
+        turn: &mut Turn,
+        profile: &mut Profile,
+        effect: &Effect,
+        now: i64,
+    ) -> Result<Option<EffectResult>, MessageError> {
+        let result = match effect {
+            Effect::SetLanguage { lang } => {
+                turn.set_lang(*lang).await?;
+                profile.lang = Some(*lang);
+                None
+            }
+            Effect::SetPhone { phone } => {
+                turn.set_phone(phone).await?;
+                profile.phone = Some(phone.clone());
+                None
+            }
+            Effect::SetPushes { enabled } => {
+                turn.set_pushes(*enabled).await?;
+                profile.pushes_enabled = *enabled;
+                None
+            }
+            Effect::DeleteMyData => {
+                turn.delete_my_data().await?;
+                profile.phone = None;
+                tracing::info!(citizen = turn.citizen().id, "citizen data deleted");
+                None
+            }
+            Effect::FileReport { report } => Some(self.file(turn, report, now).await?),
+            Effect::LookupReport { reference } => {
+                let found = turn.own_report(reference).await?;
+                Some(EffectResult::Report {
+                    report: found.map(|r| self.view(r)),
+                })
+            }
+            Effect::ListMyReports => {
+                let reports = turn.own_reports(MY_REPORTS_LIMIT).await?;
+                Some(EffectResult::MyReports {
+                    reports: reports.into_iter().map(|r| self.view(r)).collect(),
+                })
+            }
+        };
+        Ok(result)
+    }
+
+    async fn file(
+        &self,
+        turn: &mut Turn,
+        report: &NewReport,
+        now: i64,
+    ) -> Result<EffectResult, MessageError> {
+        let mut report = report.clone();
+        for _ in 0..MAX_REFERENCE_DRAWS {
+            match turn.file_report(&report, now).await? {
+                Filing::Filed {
+                    reference,
+                    station_id,
+                    new,
+                } => {
+                    if new {
+                        tracing::info!(
+                            citizen = turn.citizen().id,
+                            reference = %reference,
+                            kind = report.kind.as_str(),
+                            "report filed"
+                        );
+                    }
+                    // The engine names the station from the directory itself.
+                    return Ok(EffectResult::Filed {
+                        reference,
+                        station: station_id,
+                    });
+                }
+                Filing::ReferenceTaken => {
+                    report.reference =
+                        Reference::generate(report.kind, (self.inner.fresh)().reference);
+                }
+            }
+        }
+        Err(MessageError::NoReference)
+    }
+
+    fn view(&self, r: StoredReport) -> ReportView {
+        let station = r
+            .station_id
+            .as_deref()
+            .and_then(|id| self.inner.stations.station(id));
+        ReportView {
+            reference: r.reference,
+            kind: r.kind,
+            status: r.status,
+            station_en: station.map(|s| s.name_en.clone()),
+            station_hi: station.map(|s| s.name_hi.clone()),
+            updated_on: self.local_date(r.updated_at),
+            fir_number: r.fir_number,
+            history: r
+                .history
+                .into_iter()
+                .map(|(status, at)| (status, self.local_date(at)))
+                .collect(),
+        }
+    }
+
+    /// The date at `unix` seconds in `SEVA_TIMEZONE`.
+    pub fn local_date(&self, unix: i64) -> NaiveDate {
+        chrono::DateTime::from_timestamp(unix, 0)
+            .unwrap_or_default()
+            .with_timezone(&self.inner.timezone)
+            .date_naive()
+    }
+}
+
+fn profile(turn: &Turn, inbound: &Inbound) -> Profile {
+    let citizen = turn.citizen();
+    let devanagari = match &inbound.body {
+        Body::Text { text } => text.chars().any(|c| ('\u{0900}'..='\u{097F}').contains(&c)),
+        _ => false,
+    };
+    Profile {
+        channel: citizen.channel,
+        lang: citizen.lang,
+        lang_hint: inbound.hints.lang.or(devanagari.then_some(Lang::Hi)),
+        channel_phone: inbound.hints.phone.clone(),
+        phone: citizen.phone.clone(),
+        pushes_enabled: citizen.pushes_enabled,
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

@@ -1,0 +1,362 @@
+//! Transaction 2: one citizen's turn. Every method acts for [`Turn::citizen`] only, so a lookup
+//! can never see another citizen's report.
+
+use flows::Lang;
+use flows::effect::NewReport;
+use flows::reference::{Reference, ReportKind};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, StoreError, citizen_from_row, corrupt,
+    insert_outbox,
+};
+
+/// An open write transaction holding one citizen's lock. Dropped without [`Turn::commit`], it
+/// rolls back.
+pub struct Turn {
+    tx: Transaction<'static, Sqlite>,
+    citizen: Citizen,
+}
+
+/// What filing a report did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filing {
+    /// Filed now (`new`), or earlier under the same draft id (then with that first reference).
+    Filed {
+        reference: Reference,
+        station_id: Option<String>,
+        new: bool,
+    },
+    /// Another report already has this reference: draw a new one and file again.
+    ReferenceTaken,
+}
+
+/// A report as its citizen may see it, with raw timestamps (the runtime localizes them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReport {
+    pub reference: Reference,
+    pub kind: ReportKind,
+    pub status: String,
+    pub station_id: Option<String>,
+    pub fir_number: Option<String>,
+    pub updated_at: i64,
+    /// Oldest first: (status, unix seconds).
+    pub history: Vec<(String, i64)>,
+}
+
+/// A serde enum's wire name (`with_me`, `photo`), for text columns.
+fn wire_name<T: serde::Serialize>(value: &T) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        other => Err(StoreError::Corrupt(format!("not a plain enum: {other:?}"))),
+    }
+}
+
+const REPORT_COLUMNS: &str = "id, reference, kind, status, station_id, fir_number, updated_at";
+
+impl Turn {
+    pub(super) fn new(tx: Transaction<'static, Sqlite>, citizen: Citizen) -> Turn {
+        Turn { tx, citizen }
+    }
+
+    /// The citizen as of the lock, with this turn's own changes applied.
+    pub fn citizen(&self) -> &Citizen {
+        &self.citizen
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks the start of one message's work, so a failure can undo just that message.
+    pub async fn savepoint(&mut self) -> Result<()> {
+        sqlx::query("savepoint message")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn release_savepoint(&mut self) -> Result<()> {
+        sqlx::query("release savepoint message")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes everything since [`Turn::savepoint`] (including changes to [`Turn::citizen`])
+    /// and ends the savepoint.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<()> {
+        sqlx::query("rollback to savepoint message")
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("release savepoint message")
+            .execute(&mut *self.tx)
+            .await?;
+        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = ?");
+        let row = sqlx::query(&sql)
+            .bind(self.citizen.id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        self.citizen = citizen_from_row(&row)?;
+        Ok(())
+    }
+
+    /// The citizen's unprocessed messages in arrival order.
+    pub async fn unprocessed(&mut self) -> Result<Vec<InboxRow>> {
+        let rows = sqlx::query(
+            "select id, payload, received_at from inbox where citizen_id = ? and processed_at is null order by id",
+        )
+        .bind(self.citizen.id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InboxRow {
+                    id: r.try_get("id")?,
+                    payload: r.try_get("payload")?,
+                    received_at: r.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// `error` notes why a message could not be handled (it is not retried).
+    pub async fn mark_processed(
+        &mut self,
+        inbox_id: i64,
+        now: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("update inbox set processed_at = ?, error = ? where id = ? and citizen_id = ?")
+            .bind(now)
+            .bind(error)
+            .bind(inbox_id)
+            .bind(self.citizen.id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The stored conversation JSON, if any.
+    pub async fn conversation(&mut self) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("select state from conversations where citizen_id = ?")
+                .bind(self.citizen.id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    pub async fn save_conversation(&mut self, state: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "insert into conversations (citizen_id, state, updated_at) values (?, ?, ?) \
+             on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(self.citizen.id)
+        .bind(state)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_lang(&mut self, lang: Lang) -> Result<()> {
+        sqlx::query("update citizens set lang = ? where id = ?")
+            .bind(lang.code())
+            .bind(self.citizen.id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.citizen.lang = Some(lang);
+        Ok(())
+    }
+
+    pub async fn set_phone(&mut self, phone: &str) -> Result<()> {
+        sqlx::query("update citizens set phone = ? where id = ?")
+            .bind(phone)
+            .bind(self.citizen.id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.citizen.phone = Some(phone.to_owned());
+        Ok(())
+    }
+
+    pub async fn set_pushes(&mut self, enabled: bool) -> Result<()> {
+        sqlx::query("update citizens set pushes_enabled = ? where id = ?")
+            .bind(enabled)
+            .bind(self.citizen.id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.citizen.pushes_enabled = enabled;
+        Ok(())
+    }
+
+    /// Files a report for this citizen with its first history row and attachments. Idempotent
+    /// on `draft_id`: a draft filed before answers with its first reference.
+    pub async fn file_report(&mut self, report: &NewReport, now: i64) -> Result<Filing> {
+        let existing = sqlx::query("select reference, station_id from reports where draft_id = ?")
+            .bind(&report.draft_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if let Some(row) = existing {
+            let reference: String = row.try_get("reference")?;
+            return Ok(Filing::Filed {
+                reference: Reference::parse(&reference)
+                    .map_err(|_| corrupt("reference", &reference))?,
+                station_id: row.try_get("station_id")?,
+                new: false,
+            });
+        }
+
+        let place = report
+            .place
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let custody = report.custody.as_ref().map(wire_name).transpose()?;
+        let status = crate::lifecycle::initial_status(report.kind);
+        // `on conflict (reference)` rather than catching the error: PostgreSQL aborts the whole
+        // transaction on a failed insert, and the caller retries with a new reference.
+        let id: Option<i64> = sqlx::query_scalar(
+            "insert into reports (reference, draft_id, kind, citizen_id, category, description, identifier, \
+             occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             on conflict (reference) do nothing returning id",
+        )
+        .bind(report.reference.to_string())
+        .bind(&report.draft_id)
+        .bind(report.kind.as_str())
+        .bind(self.citizen.id)
+        .bind(&report.category)
+        .bind(&report.description)
+        .bind(&report.identifier)
+        .bind(report.occurred_on.map(|d| d.format("%Y-%m-%d").to_string()))
+        .bind(place)
+        .bind(&report.district_id)
+        .bind(&report.station_id)
+        .bind(&report.name)
+        .bind(&report.phone)
+        .bind(custody)
+        .bind(report.lang.code())
+        .bind(status)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(Filing::ReferenceTaken);
+        };
+
+        sqlx::query(
+            "insert into report_history (report_id, status, actor, at) values (?, ?, 'citizen', ?)",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        for (n, a) in report.attachments.iter().enumerate() {
+            sqlx::query(
+                "insert into attachments (report_id, n, kind, file_id, mime, caption) values (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(n as i64 + 1)
+            .bind(wire_name(&a.kind)?)
+            .bind(&a.file_id)
+            .bind(&a.mime)
+            .bind(&a.caption)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(Filing::Filed {
+            reference: report.reference,
+            station_id: report.station_id.clone(),
+            new: true,
+        })
+    }
+
+    /// This citizen's report with that reference; someone else's is `None`, like a missing one.
+    pub async fn own_report(&mut self, reference: &Reference) -> Result<Option<StoredReport>> {
+        let sql =
+            format!("select {REPORT_COLUMNS} from reports where reference = ? and citizen_id = ?");
+        let row = sqlx::query(&sql)
+            .bind(reference.to_string())
+            .bind(self.citizen.id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.report_with_history(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// This citizen's latest reports, newest first.
+    pub async fn own_reports(&mut self, limit: u32) -> Result<Vec<StoredReport>> {
+        let sql = format!(
+            "select {REPORT_COLUMNS} from reports where citizen_id = ? order by created_at desc, id desc limit ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.citizen.id)
+            .bind(limit)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.report_with_history(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn report_with_history(&mut self, row: &SqliteRow) -> Result<StoredReport> {
+        let id: i64 = row.try_get("id")?;
+        let reference: String = row.try_get("reference")?;
+        let kind: String = row.try_get("kind")?;
+        let history =
+            sqlx::query("select status, at from report_history where report_id = ? order by id")
+                .bind(id)
+                .fetch_all(&mut *self.tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("status")?, r.try_get("at")?)))
+                .collect::<Result<Vec<(String, i64)>>>()?;
+        Ok(StoredReport {
+            reference: Reference::parse(&reference)
+                .map_err(|_| corrupt("reference", &reference))?,
+            kind: ReportKind::parse(&kind).ok_or_else(|| corrupt("report kind", &kind))?,
+            status: row.try_get("status")?,
+            station_id: row.try_get("station_id")?,
+            fir_number: row.try_get("fir_number")?,
+            updated_at: row.try_get("updated_at")?,
+            history,
+        })
+    }
+
+    /// "Delete my data": blanks the personal fields of the citizen's reports and unlinks them
+    /// (they stay as anonymous statistics), drops attachments, the conversation and the phone,
+    /// and blanks the text of messages already handled. Unprocessed messages are left for
+    /// their own turn; the language stays so the citizen is still answered in it.
+    pub async fn delete_my_data(&mut self) -> Result<()> {
+        let id = self.citizen.id;
+        let statements = [
+            "delete from attachments where report_id in (select id from reports where citizen_id = ?)",
+            "update reports set name = null, phone = null, description = null, identifier = null, place = null, \
+             citizen_id = null where citizen_id = ?",
+            "delete from conversations where citizen_id = ?",
+            "update citizens set phone = null where id = ?",
+            "update inbox set payload = '{}' where citizen_id = ? and processed_at is not null",
+            "update outbox set content = 'null' where citizen_id = ? and status in ('sent', 'dead')",
+        ];
+        for sql in statements {
+            sqlx::query(sql).bind(id).execute(&mut *self.tx).await?;
+        }
+        self.citizen.phone = None;
+        Ok(())
+    }
+
+    /// Writes an outbox row in this transaction.
+    pub async fn enqueue(&mut self, row: &NewOutbox, now: i64) -> Result<i64> {
+        insert_outbox(&mut self.tx, row, now).await
+    }
+}
