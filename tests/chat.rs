@@ -201,3 +201,36 @@ async fn a_push_for_a_terminal_citizen_is_shown_when_they_next_open_chat() {
     let again = chat.run(&["--as", "asha"], b"");
     assert_eq!(again, "", "shown once");
 }
+
+#[tokio::test]
+async fn a_draft_resumes_after_a_restart_on_the_same_database() {
+    let chat = Chat::new();
+    // First process: half a lost-item report in English, then the process exits.
+    let out = chat.run(
+        &["--as", "meera", "--lang", "en"],
+        b"lost\nwallet\nbrown leather wallet\n",
+    );
+    assert!(
+        out.contains(&say(Lang::En, "ask-when-lost").replace("{ $max }", "")),
+        "{out}"
+    );
+
+    // A new process on the same file picks up the same question: the draft survived.
+    let out = chat.run(
+        &["--as", "meera"],
+        b"yesterday\nPatna Junction\n2\nMeera\n9123456780\n1\n",
+    );
+    assert!(!out.contains(&say(Lang::En, "language-prompt")), "{out}");
+    let filed = references(&out);
+    assert_eq!(filed.len(), 1, "{out}");
+    assert!(filed[0].starts_with("L-"), "{}", filed[0]);
+
+    let db = chat.db().await;
+    let (description,): (String,) =
+        sqlx::query_as("select description from reports where reference = ?")
+            .bind(&filed[0])
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(description, "brown leather wallet");
+}

@@ -113,6 +113,26 @@ pub(super) fn show_menu_or_language(turn: &mut Turn<'_, '_>) {
     }
 }
 
+/// The first message of a citizen whose language is already known (`seva chat --lang`, a reset):
+/// act on it when it names something the menu offers, otherwise greet with the menu.
+pub(super) fn on_first_message(turn: &mut Turn<'_, '_>, body: &Body) {
+    let actionable = match body {
+        Body::Text { text } => {
+            words::intent(text).is_some()
+                || crate::understand::digits::option_number(text).is_some()
+                || super::status::looks_like_reference(text)
+        }
+        Body::Choice { .. } => true,
+        _ => false,
+    };
+    if actionable {
+        on_menu(turn, body);
+    } else {
+        turn.say(Text::new("welcome-back"));
+        show_menu(turn);
+    }
+}
+
 pub(super) fn on_menu(turn: &mut Turn<'_, '_>, body: &Body) {
     let choices = menu_choices();
     let intent = match pick(body, &choices, turn.catalog(), &[]) {

@@ -251,7 +251,7 @@ fn on_message(turn: &mut Turn<'_, '_>, body: &Body) {
     }
 
     match turn.state.step.clone() {
-        Step::New => menu::show_menu(turn),
+        Step::New => menu::on_first_message(turn, body),
         Step::Language { resume, lookup } => {
             menu::on_language(turn, body, resume.map(|b| *b), lookup)
         }
