@@ -8,11 +8,13 @@
 //! * [`store`] — every SQL statement: citizens, inbox, conversations, reports, outbox.
 //! * [`runtime`] — the inbound path: accept (transaction 1), process (transaction 2), sweep.
 //! * [`outbox`] — the dispatcher and the [`outbox::ChannelSender`] trait channels implement.
+//! * [`channels`] — the channel adapters wired to the runtime: sinks, senders, routes, tasks.
 //! * [`chat`] — `seva chat`, the terminal channel.
 //! * [`http`] — the HTTP routes (`/healthz`, `/readyz`; webhooks and officer API to come).
 //! * [`cli`] — the `seva` command line.
 //! * [`clock`], [`logging`] — the injectable clock; log setup.
 
+pub mod channels;
 pub mod chat;
 pub mod cli;
 pub mod clock;
@@ -58,10 +60,10 @@ pub enum Error {
     Usage(String),
 }
 
-/// The channel senders `config` enables. The Telegram and WhatsApp senders join here as their
-/// adapters land; the terminal channel is delivered by `seva chat` itself, not by `serve`.
-pub fn senders(_config: &Config) -> Vec<Arc<dyn ChannelSender>> {
-    Vec::new()
+/// The channel senders `config` enables; the terminal channel is delivered by `seva chat`
+/// itself, not by `serve`.
+pub fn senders(config: &Config) -> Vec<Arc<dyn ChannelSender>> {
+    channels::senders(config)
 }
 
 /// `seva serve`: the HTTP server on `listener`, the outbox dispatcher and the sweeper, until
@@ -109,13 +111,15 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatch = tokio::spawn(dispatcher.run(runtime.wake(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweep(runtime.clone(), stop_rx.clone()));
+    let mut channel_tasks = tokio::task::JoinSet::new();
+    channels::spawn_tasks(&config, &runtime, stop_rx.clone(), &mut channel_tasks);
 
     let address = listener.local_addr()?;
     let mut server_stop = stop_rx.clone();
-    let server =
-        axum::serve(listener, http::router(runtime.clone())).with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        });
+    let app = http::router(runtime.clone()).merge(channels::routes(&config, &runtime));
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    });
     let mut server = tokio::spawn(async move { server.await });
     tracing::info!(%address, "seva is listening");
 
@@ -132,6 +136,7 @@ pub async fn run_with(
         };
         let _ = dispatch.await;
         let _ = sweeper.await;
+        while channel_tasks.join_next().await.is_some() {}
         served
     };
     let served = tokio::time::timeout(config.shutdown_grace, drain).await;

@@ -17,6 +17,7 @@ use chrono_tz::Tz;
 use dashmap::DashMap;
 use flows::Lang;
 use flows::catalog::Catalog;
+use flows::delivery::OutboxContent;
 use flows::effect::{Effect, EffectResult, NewReport, ReportView};
 use flows::engine::{Ctx, Fresh, Input, Outcome, Profile};
 use flows::message::{Body, Inbound};
@@ -354,7 +355,7 @@ impl Runtime {
             channel: citizen.channel,
             recipient: citizen.external_id.clone(),
             kind: OutboxKind::Reply,
-            content: serde_json::to_string(reply)
+            content: serde_json::to_string(&OutboxContent::reply(reply.clone()))
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             lang: Some(lang),
         };

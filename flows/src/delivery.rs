@@ -25,3 +25,27 @@ pub struct TemplateParams {
     pub station: String,
     pub note: String,
 }
+
+/// What an outbox row holds: the abstract reply every channel renders, plus what some kinds
+/// need besides. Stored as JSON; a bare [`crate::reply::Reply`] reads as content with neither.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxContent {
+    #[serde(flatten)]
+    pub reply: crate::reply::Reply,
+    /// For status pushes: the template parameters a channel uses when free text is not allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateParams>,
+    /// For back-office events: the JSON body to POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
+}
+
+impl OutboxContent {
+    pub fn reply(reply: crate::reply::Reply) -> OutboxContent {
+        OutboxContent {
+            reply,
+            template: None,
+            event: None,
+        }
+    }
+}

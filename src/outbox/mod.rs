@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flows::Lang;
 use flows::catalog::{Catalog, Rendered};
-use flows::delivery::SendOutcome;
+use flows::delivery::{OutboxContent, SendOutcome, TemplateParams};
 use flows::message::Channel;
 use flows::reply::Reply;
 use tokio::sync::{Notify, watch};
@@ -42,6 +42,10 @@ pub struct OutboundMessage {
     pub lang: Lang,
     /// The abstract reply, for channels that need more than the rendering (templates).
     pub content: Reply,
+    /// Template parameters of a status push (WhatsApp outside the 24-hour window).
+    pub template: Option<TemplateParams>,
+    /// The JSON body of a back-office event.
+    pub event: Option<serde_json::Value>,
     /// `content` rendered in `lang` with [`Catalog::global`] at send time.
     pub rendered: Rendered,
     /// Earlier attempts at this row (0 on the first).
@@ -259,7 +263,11 @@ impl Dispatcher {
     }
 
     fn message(&self, row: &OutboxRow) -> Result<OutboundMessage, String> {
-        let content: Reply = serde_json::from_str(&row.content)
+        let OutboxContent {
+            reply: content,
+            template,
+            event,
+        } = serde_json::from_str(&row.content)
             .map_err(|e| format!("content is not a reply: {e}"))?;
         let lang = row.lang.unwrap_or(Lang::Hi);
         Ok(OutboundMessage {
@@ -270,6 +278,8 @@ impl Dispatcher {
             lang,
             rendered: self.catalog.render(lang, &content),
             content,
+            template,
+            event,
             attempts: row.attempts,
         })
     }
