@@ -373,7 +373,7 @@ fn parse_input(line: &str) -> Option<Result<Body, String>> {
             }
         }
         "contact" => {
-            let (phone, own) = rest.split_once(' ')?;
+            let (phone, own) = rest.rsplit_once(' ')?;
             Body::Contact {
                 phone: phone.into(),
                 own: own == "own",
