@@ -20,8 +20,10 @@
 //! * `GET /{version}/{media_id}`: media info whose `url` points back at the fake;
 //! * `GET /media/{media_id}`: the media bytes (Bearer token required, as Meta does).
 //!
-//! Every request is recorded ([`FakeGraph::requests`]). Also here: builders of signed webhook
-//! notifications ([`notification`], [`text_message`], …) for driving `POST /webhook/whatsapp`.
+//! Every request is recorded ([`FakeGraph::requests`]). Message sends and media lookups can be
+//! scripted to fail ([`FakeGraph::fail_next`], [`FakeGraph::fail_next_media`]). Also here:
+//! builders of signed webhook notifications ([`notification`], [`text_message`], …) for
+//! driving `POST /webhook/whatsapp`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -209,6 +211,7 @@ struct FakeMedia {
 struct FakeState {
     requests: Vec<RecordedRequest>,
     failures: VecDeque<FakeError>,
+    media_failures: VecDeque<FakeError>,
     media: HashMap<String, FakeMedia>,
     next_id: u64,
     required_token: Option<String>,
@@ -351,6 +354,12 @@ impl FakeGraph {
         self.state().failures.push_back(err);
     }
 
+    /// The next media lookup (`GET /{version}/{media_id}`) fails with `err` (queued like
+    /// [`FakeGraph::fail_next`]).
+    pub fn fail_next_media(&self, err: FakeError) {
+        self.state().media_failures.push_back(err);
+    }
+
     /// Every request must carry `Authorization: Bearer <token>`; others get a 190 (HTTP 401).
     pub fn require_token(&self, token: &str) {
         self.state().required_token = Some(token.to_owned());
@@ -487,27 +496,31 @@ async fn handle(
         }
     } else if method == Method::GET && segments.len() == 2 {
         let media_id = segments[1];
-        match st.media.get(media_id) {
-            Some(m) => {
-                let sha = {
-                    use sha2::Digest;
-                    hex::encode(sha2::Sha256::digest(&m.bytes))
-                };
-                let body = json!({
-                    "messaging_product": "whatsapp",
-                    "url": format!("http://{}/media/{media_id}?ext=1&hash=fake", inner.addr),
-                    "mime_type": m.mime,
-                    "sha256": sha,
-                    "file_size": m.bytes.len().to_string(),
-                    "id": media_id,
-                });
-                (200, body.to_string())
+        if let Some(err) = st.media_failures.pop_front() {
+            err.response()
+        } else {
+            match st.media.get(media_id) {
+                Some(m) => {
+                    let sha = {
+                        use sha2::Digest;
+                        hex::encode(sha2::Sha256::digest(&m.bytes))
+                    };
+                    let body = json!({
+                        "messaging_product": "whatsapp",
+                        "url": format!("http://{}/media/{media_id}?ext=1&hash=fake", inner.addr),
+                        "mime_type": m.mime,
+                        "sha256": sha,
+                        "file_size": m.bytes.len().to_string(),
+                        "id": media_id,
+                    });
+                    (200, body.to_string())
+                }
+                None => graph_error(
+                    400,
+                    100,
+                    "Unsupported get request. Object with ID does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+                ),
             }
-            None => graph_error(
-                400,
-                100,
-                "Unsupported get request. Object with ID does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
-            ),
         }
     } else {
         graph_error(400, 100, "Unknown path components")

@@ -1,0 +1,488 @@
+//! The WhatsApp channel's SQL: the 24-hour window and template state of outbox rows, delivery
+//! statuses, and the media download queue (`migrations/*/0002_whatsapp.sql`).
+
+use flows::message::{Channel, MediaKind};
+use sqlx::Row;
+use webhook::{DeliveryStatus, StatusKind};
+
+use super::{Result, Store};
+
+/// What the WhatsApp sender needs to know about an outbox row before sending it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WhatsappSendState {
+    /// The recipient citizen's last inbound message (Meta's timestamp, unix seconds).
+    pub last_inbound_at: Option<i64>,
+    /// Set when the window was found closed for this row: the citizen's latest inbox id then.
+    /// Until a newer one arrives, the row goes out only as its template, or waits.
+    pub wait_after_inbox: Option<i64>,
+    /// The citizen's latest inbox id now.
+    pub last_inbox_id: Option<i64>,
+    /// Set once the row was turned into its status template.
+    pub templated_at: Option<i64>,
+    /// Request bodies of this row already accepted by Meta.
+    pub parts_sent: u32,
+}
+
+/// What applying one delivery status did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusApplied {
+    /// No WhatsApp outbox row has that wamid (or outbox id).
+    Unknown,
+    /// Recorded on the row (delivered/read times; a failure of a row not currently `sent`).
+    Recorded { outbox_id: i64 },
+    /// This failed status was applied before: nothing changed.
+    Duplicate { outbox_id: i64 },
+    /// A 131047 failure: the row is pending again, marked as outside the window, so the sender
+    /// turns it into its template (once) or lets it wait for the citizen.
+    Reengage { outbox_id: i64 },
+    /// Any other failure: the row is a dead letter.
+    Dead { outbox_id: i64 },
+}
+
+/// A media download claimed by one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaJob {
+    pub media_id: String,
+    pub kind: MediaKind,
+    pub mime: Option<String>,
+    /// Attempts before this one.
+    pub attempts: u32,
+    pub created_at: i64,
+}
+
+/// One row of the media queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRecord {
+    pub media_id: String,
+    pub citizen_id: i64,
+    pub kind: String,
+    pub mime: Option<String>,
+    /// `pending`, `downloading`, `done` or `failed`.
+    pub status: String,
+    /// The local file, once downloaded.
+    pub path: Option<String>,
+    pub bytes: Option<i64>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Photo => "photo",
+        MediaKind::Document => "document",
+        MediaKind::Voice => "voice",
+        MediaKind::Video => "video",
+        MediaKind::Sticker => "sticker",
+    }
+}
+
+fn kind_of(s: &str) -> Option<MediaKind> {
+    Some(match s {
+        "photo" => MediaKind::Photo,
+        "document" => MediaKind::Document,
+        "voice" => MediaKind::Voice,
+        "video" => MediaKind::Video,
+        "sticker" => MediaKind::Sticker,
+        _ => return None,
+    })
+}
+
+/// The latest inbox id of an outbox row's recipient, as a SQL expression (0 when they never
+/// wrote): what a "window closed" mark waits to see exceeded.
+const LAST_INBOX_OF_RECIPIENT: &str = "coalesce((select max(i.id) from inbox i join citizens c \
+     on c.id = i.citizen_id where c.channel = outbox.channel and c.external_id = outbox.recipient), 0)";
+
+impl Store {
+    /// The window and template state of an outbox row (`None` when the row does not exist).
+    pub async fn whatsapp_send_state(&self, outbox_id: i64) -> Result<Option<WhatsappSendState>> {
+        let row = sqlx::query(
+            "select o.wa_wait_after_inbox, o.wa_templated_at, o.wa_parts_sent, c.last_inbound_at, \
+             (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
+             from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient \
+             where o.id = ?",
+        )
+        .bind(outbox_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(WhatsappSendState {
+                last_inbound_at: r.try_get("last_inbound_at")?,
+                wait_after_inbox: r.try_get("wa_wait_after_inbox")?,
+                last_inbox_id: r.try_get("last_inbox_id")?,
+                templated_at: r.try_get("wa_templated_at")?,
+                parts_sent: r
+                    .try_get::<i64, _>("wa_parts_sent")?
+                    .clamp(0, u32::MAX as i64) as u32,
+            })
+        })
+        .transpose()
+    }
+
+    /// Marks the row as outside the window until the citizen writes again (an inbox id above
+    /// their latest one now). A mark already there is kept.
+    pub async fn whatsapp_close_window(&self, outbox_id: i64) -> Result<()> {
+        let sql = format!(
+            "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, {LAST_INBOX_OF_RECIPIENT}) \
+             where id = ?"
+        );
+        let mut tx = self.write().await?;
+        sqlx::query(&sql).bind(outbox_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The citizen wrote since the window closed for this row: it may be sent as it is again.
+    pub async fn whatsapp_reopen_window(&self, outbox_id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("update outbox set wa_wait_after_inbox = null where id = ?")
+            .bind(outbox_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Turns the row into its template, once: the first time is kept.
+    pub async fn whatsapp_mark_templated(&self, outbox_id: i64, now: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "update outbox set wa_templated_at = coalesce(wa_templated_at, ?), wa_parts_sent = 0 where id = ?",
+        )
+        .bind(now)
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the first `parts` request bodies of the row were accepted.
+    pub async fn whatsapp_set_parts_sent(&self, outbox_id: i64, parts: u32) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("update outbox set wa_parts_sent = ? where id = ?")
+            .bind(parts as i64)
+            .bind(outbox_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The citizen wrote: their rows waiting for the window become due now, and they are
+    /// reachable again. Returns how many rows became due.
+    pub async fn whatsapp_wake_waiting(&self, recipient: &str, now: i64) -> Result<u64> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "update citizens set unreachable = 0 where channel = ? and external_id = ? and unreachable <> 0",
+        )
+        .bind(Channel::Whatsapp.as_str())
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "update outbox set next_attempt_at = ? where channel = ? and recipient = ? and status = 'pending' \
+             and wa_wait_after_inbox is not null and next_attempt_at > ?",
+        )
+        .bind(now)
+        .bind(Channel::Whatsapp.as_str())
+        .bind(recipient)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The citizen cannot be reached on WhatsApp (131026: not a WhatsApp user).
+    pub async fn whatsapp_mark_unreachable(&self, recipient: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("update citizens set unreachable = 1 where channel = ? and external_id = ?")
+            .bind(Channel::Whatsapp.as_str())
+            .bind(recipient)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies one delivery status to its outbox row, found by wamid or else by the outbox id
+    /// echoed in `biz_opaque_callback_data` (a long reply's earlier parts have their own
+    /// wamids). Delivered and read times are kept from their first report (and read implies
+    /// delivered, which Meta may skip). A failed status is applied once per wamid: 131047
+    /// makes a `sent` row pending again, marked outside the window; any other failure makes
+    /// it dead.
+    pub async fn whatsapp_apply_status(
+        &self,
+        status: &DeliveryStatus,
+        now: i64,
+    ) -> Result<StatusApplied> {
+        let at = if status.timestamp > 0 {
+            status.timestamp
+        } else {
+            now
+        };
+        let mut tx = self.write().await?;
+        let mut row = sqlx::query(
+            "select id, status, wa_templated_at from outbox where channel = ? and provider_id = ? order by id desc limit 1",
+        )
+        .bind(Channel::Whatsapp.as_str())
+        .bind(&status.provider_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_none()
+            && let Some(id) = status
+                .biz_opaque_callback_data
+                .as_deref()
+                .and_then(|o| o.trim().parse::<i64>().ok())
+        {
+            row = sqlx::query(
+                "select id, status, wa_templated_at from outbox where channel = ? and id = ? and provider_id is not null",
+            )
+            .bind(Channel::Whatsapp.as_str())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        }
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(StatusApplied::Unknown);
+        };
+        let outbox_id: i64 = row.try_get("id")?;
+        let row_status: String = row.try_get("status")?;
+        let templated: Option<i64> = row.try_get("wa_templated_at")?;
+        let applied = match status.status {
+            StatusKind::Sent => StatusApplied::Recorded { outbox_id },
+            StatusKind::Delivered => {
+                sqlx::query(
+                    "update outbox set delivered_at = coalesce(delivered_at, ?) where id = ?",
+                )
+                .bind(at)
+                .bind(outbox_id)
+                .execute(&mut *tx)
+                .await?;
+                StatusApplied::Recorded { outbox_id }
+            }
+            StatusKind::Read => {
+                sqlx::query(
+                    "update outbox set read_at = coalesce(read_at, ?), delivered_at = coalesce(delivered_at, ?) \
+                     where id = ?",
+                )
+                .bind(at)
+                .bind(at)
+                .bind(outbox_id)
+                .execute(&mut *tx)
+                .await?;
+                StatusApplied::Recorded { outbox_id }
+            }
+            StatusKind::Failed => {
+                let (code, title) = status
+                    .errors
+                    .first()
+                    .map(|(c, t)| (*c, t.chars().take(120).collect::<String>()))
+                    .unwrap_or((0, String::new()));
+                let first: Option<String> = sqlx::query_scalar(
+                    "insert into whatsapp_failures (provider_id, outbox_id, code, title, at) values (?, ?, ?, ?, ?) \
+                     on conflict (provider_id) do nothing returning provider_id",
+                )
+                .bind(&status.provider_id)
+                .bind(outbox_id)
+                .bind(code)
+                .bind(&title)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if first.is_none() {
+                    tx.rollback().await?;
+                    return Ok(StatusApplied::Duplicate { outbox_id });
+                }
+                let failure = format!("{code}: {title}");
+                sqlx::query("update outbox set failed_at = ?, failure = ? where id = ?")
+                    .bind(at)
+                    .bind(&failure)
+                    .bind(outbox_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if row_status != "sent" {
+                    StatusApplied::Recorded { outbox_id }
+                } else if status.is_reengagement_failure() && templated.is_none() {
+                    let sql = format!(
+                        "update outbox set status = 'pending', next_attempt_at = ?, wa_parts_sent = 0, \
+                         wa_wait_after_inbox = {LAST_INBOX_OF_RECIPIENT}, last_error = ? where id = ?"
+                    );
+                    sqlx::query(&sql)
+                        .bind(now)
+                        .bind(format!(
+                            "delivery failed ({failure}): outside the 24-hour window"
+                        ))
+                        .bind(outbox_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    StatusApplied::Reengage { outbox_id }
+                } else {
+                    sqlx::query("update outbox set status = 'dead', last_error = ? where id = ?")
+                        .bind(format!("delivery failed: {failure}"))
+                        .bind(outbox_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    StatusApplied::Dead { outbox_id }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    // ---- media -------------------------------------------------------------------------
+
+    /// Queues a media download (a redelivered message queues nothing new). Returns whether it
+    /// was new.
+    pub async fn whatsapp_media_register(
+        &self,
+        media_id: &str,
+        citizen_id: i64,
+        kind: MediaKind,
+        mime: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let n = sqlx::query(
+            "insert into whatsapp_media (media_id, citizen_id, kind, mime, status, attempts, next_attempt_at, \
+             created_at, updated_at) values (?, ?, ?, ?, 'pending', 0, ?, ?, ?) on conflict (media_id) do nothing",
+        )
+        .bind(media_id)
+        .bind(citizen_id)
+        .bind(kind_name(kind))
+        .bind(mime)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Claims due downloads (`media_id` only that one), marking them `downloading`. Claims
+    /// older than `stale_before` (a crashed worker's) are taken back first.
+    pub async fn whatsapp_media_claim(
+        &self,
+        media_id: Option<&str>,
+        now: i64,
+        stale_before: i64,
+        limit: u32,
+    ) -> Result<Vec<MediaJob>> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "update whatsapp_media set status = 'pending' where status = 'downloading' and updated_at < ?",
+        )
+        .bind(stale_before)
+        .execute(&mut *tx)
+        .await?;
+        let filter = if media_id.is_some() {
+            " and media_id = ?"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "update whatsapp_media set status = 'downloading', updated_at = ? where media_id in \
+             (select media_id from whatsapp_media where status = 'pending' and next_attempt_at <= ?{filter} \
+             order by next_attempt_at limit ?) returning media_id, kind, mime, attempts, created_at"
+        );
+        let mut q = sqlx::query(&sql).bind(now).bind(now);
+        if let Some(id) = media_id {
+            q = q.bind(id);
+        }
+        let rows = q.bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(MediaJob {
+                    media_id: r.try_get("media_id")?,
+                    kind: kind_of(&kind).ok_or_else(|| super::corrupt("media kind", &kind))?,
+                    mime: r.try_get("mime")?,
+                    attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A download finished: the local copy is at `path`.
+    pub async fn whatsapp_media_done(
+        &self,
+        media_id: &str,
+        path: &str,
+        bytes: u64,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "update whatsapp_media set status = 'done', path = ?, bytes = ?, attempts = attempts + 1, \
+             last_error = null, updated_at = ? where media_id = ?",
+        )
+        .bind(path)
+        .bind(bytes.min(i64::MAX as u64) as i64)
+        .bind(now)
+        .bind(media_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A download failed: try again at `retry_at`, or (`None`) give up.
+    pub async fn whatsapp_media_failed(
+        &self,
+        media_id: &str,
+        error: &str,
+        retry_at: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        let (status, next) = match retry_at {
+            Some(at) => ("pending", at),
+            None => ("failed", now),
+        };
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "update whatsapp_media set status = ?, next_attempt_at = ?, attempts = attempts + 1, last_error = ?, \
+             updated_at = ? where media_id = ?",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(now)
+        .bind(media_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One media id's download record (the officer API serves `path`).
+    pub async fn whatsapp_media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
+        let row = sqlx::query(
+            "select media_id, citizen_id, kind, mime, status, path, bytes, attempts, last_error \
+             from whatsapp_media where media_id = ?",
+        )
+        .bind(media_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(MediaRecord {
+                media_id: r.try_get("media_id")?,
+                citizen_id: r.try_get("citizen_id")?,
+                kind: r.try_get("kind")?,
+                mime: r.try_get("mime")?,
+                status: r.try_get("status")?,
+                path: r.try_get("path")?,
+                bytes: r.try_get("bytes")?,
+                attempts: r.try_get::<i64, _>("attempts")?.clamp(0, u32::MAX as i64) as u32,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,1221 @@
+//! The WhatsApp channel end to end: the real server (`seva::run` on 127.0.0.1:0, SQLite in a
+//! tempdir) behind signed webhook requests, sending through the in-process fake Graph API of
+//! `webhook::testing`, which records every request. Nothing here reaches the internet.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use flows::Lang;
+use flows::delivery::{OutboxContent, TemplateParams};
+use flows::message::Channel;
+use flows::reply::{Reply, Text};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use seva::config::Config;
+use seva::store::{NewOutbox, OutboxKind, Store};
+use sqlx::SqlitePool;
+use webhook::testing::{self, FakeError, FakeGraph, RecordedRequest};
+
+const APP_SECRET: &str = "test-app-secret";
+const VERIFY_TOKEN: &str = "test-verify-token";
+const ACCESS_TOKEN: &str = "EAAG-test-access-token";
+const TEMPLATE_HI: &str = "seva_status_update_hi";
+const TEMPLATE_EN: &str = "seva_status_update_en";
+
+/// The citizen's WhatsApp number (wa_id) in these tests.
+const ASHA: &str = "919876543210";
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A client that only ever talks to loopback addresses.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+struct Options {
+    templates: bool,
+}
+
+fn config(dir: &tempfile::TempDir, db_url: &str, graph_url: &str, opts: &Options) -> Config {
+    let mut vars: Vec<(&str, String)> = vec![
+        ("SEVA_DATABASE_URL", db_url.to_owned()),
+        (
+            "SEVA_STATIONS_CSV",
+            format!("{}/config/stations.example.csv", env!("CARGO_MANIFEST_DIR")),
+        ),
+        (
+            "SEVA_MEDIA_DIR",
+            dir.path().join("media").display().to_string(),
+        ),
+        ("SEVA_SHUTDOWN_GRACE", "5".to_owned()),
+        ("WHATSAPP_APP_SECRET", APP_SECRET.to_owned()),
+        ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN.to_owned()),
+        ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN.to_owned()),
+        (
+            "WHATSAPP_PHONE_NUMBER_ID",
+            testing::PHONE_NUMBER_ID.to_owned(),
+        ),
+        ("WHATSAPP_API_URL", graph_url.to_owned()),
+    ];
+    if opts.templates {
+        vars.push(("SEVA_WHATSAPP_TEMPLATE_HI", TEMPLATE_HI.to_owned()));
+        vars.push(("SEVA_WHATSAPP_TEMPLATE_EN", TEMPLATE_EN.to_owned()));
+    }
+    Config::load(&move |key| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())).unwrap()
+}
+
+/// `seva serve` with WhatsApp configured against a fake Graph API.
+struct Server {
+    dir: tempfile::TempDir,
+    db_url: String,
+    addr: SocketAddr,
+    fake: FakeGraph,
+    pool: SqlitePool,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), seva::Error>>>,
+    /// Accepted message sends already returned by [`Server::turn`].
+    seen: usize,
+    next_wamid: u32,
+}
+
+impl Server {
+    async fn start(opts: Options) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("data/seva.db").display());
+        // Migrate first, so the test's own pool sees the tables from the start.
+        Store::open(&db_url).await.unwrap().close().await;
+        let fake = FakeGraph::start().await;
+        fake.require_token(ACCESS_TOKEN);
+        let pool = SqlitePool::connect(&db_url).await.unwrap();
+        let mut server = Server {
+            dir,
+            db_url,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            fake,
+            pool,
+            http: client(),
+            stop: None,
+            task: None,
+            seen: 0,
+            next_wamid: 0,
+        };
+        server.serve(&opts).await;
+        server
+    }
+
+    fn config(&self, opts: &Options) -> Config {
+        config(&self.dir, &self.db_url, &self.fake.url(), opts)
+    }
+
+    /// Starts `seva serve` (again) on a fresh port.
+    async fn serve(&mut self, opts: &Options) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        assert!(self.addr.ip().is_loopback());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(seva::run(
+            self.config(opts),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server stops")
+                .unwrap();
+            assert!(result.is_ok(), "{result:?}");
+        }
+    }
+
+    fn webhook_url(&self) -> String {
+        format!("http://{}/webhook/whatsapp", self.addr)
+    }
+
+    /// POSTs a notification body with the given `X-Hub-Signature-256` (if any).
+    async fn post_raw(&self, body: Vec<u8>, signature: Option<&str>) -> StatusCode {
+        let mut req = self
+            .http
+            .post(self.webhook_url())
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send().await.unwrap().status()
+    }
+
+    /// POSTs a correctly signed notification.
+    async fn post(&self, notification: &Value) -> StatusCode {
+        let (body, sig) = testing::signed(APP_SECRET, notification);
+        self.post_raw(body, Some(&sig)).await
+    }
+
+    fn wamid(&mut self) -> String {
+        self.next_wamid += 1;
+        format!(
+            "wamid.HBgMOTE5ODc2NTQzMjEwFQIAEhggIN{:08}A==",
+            self.next_wamid
+        )
+    }
+
+    /// One message from Asha, signed and posted; waits until it is handled and every reply
+    /// is sent; returns the message sends the fake accepted meanwhile.
+    async fn turn(&mut self, message: Value) -> Vec<Value> {
+        let status = self
+            .post(&testing::notification(
+                &[(ASHA, "Asha")],
+                vec![message],
+                vec![],
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        self.settle().await;
+        let all = self.fake.messages();
+        let new = all[self.seen..].to_vec();
+        self.seen = all.len();
+        assert!(!new.is_empty(), "no reply");
+        new
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Waits until every stored message is processed and every WhatsApp outbox row is sent
+    /// (or dead, or waiting for the 24-hour window).
+    async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let unprocessed = self
+                .count("select count(*) from inbox where processed_at is null")
+                .await;
+            let undelivered = self
+                .count(
+                    "select count(*) from outbox where channel = 'whatsapp' and (status = 'sending' \
+                     or (status = 'pending' and wa_wait_after_inbox is null))",
+                )
+                .await;
+            if unprocessed == 0 && undelivered == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not settled: {unprocessed} unprocessed, {undelivered} undelivered"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until `cond` holds on the fake's requests.
+    async fn wait_requests(&self, what: &str, cond: impl Fn(&[RecordedRequest]) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !cond(&self.fake.requests()) {
+            assert!(tokio::time::Instant::now() < deadline, "waited for {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Writes an outbox row as the officer lifecycle does for a status change.
+    async fn enqueue_push(&self, lang: Lang, reference: &str) -> i64 {
+        let store = Store::connect(&self.db_url).await.unwrap();
+        let citizen: i64 = sqlx::query_scalar(
+            "select id from citizens where channel = 'whatsapp' and external_id = ?",
+        )
+        .bind(ASHA)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        let (status, station) = match lang {
+            Lang::Hi => ("जांच जारी", "कोतवाली"),
+            Lang::En => ("under inquiry", "Kotwali"),
+        };
+        let content = OutboxContent {
+            reply: Reply::text(
+                Text::new("push-status")
+                    .arg("reference", reference)
+                    .arg("status", status)
+                    .arg("station", station),
+            ),
+            template: Some(TemplateParams {
+                reference: reference.to_owned(),
+                status: status.to_owned(),
+                station: station.to_owned(),
+                note: "Please visit\nthe station".to_owned(),
+            }),
+            event: None,
+        };
+        let id = store
+            .enqueue(
+                &NewOutbox {
+                    citizen_id: Some(citizen),
+                    channel: Channel::Whatsapp,
+                    recipient: ASHA.to_owned(),
+                    kind: OutboxKind::Push,
+                    content: serde_json::to_string(&content).unwrap(),
+                    lang: Some(lang),
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+        id
+    }
+
+    async fn outbox(&self, id: i64) -> sqlx::sqlite::SqliteRow {
+        sqlx::query("select * from outbox where id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Sets the message's timestamp to now (the webhook builders use a fixed one).
+fn fresh(mut message: Value) -> Value {
+    message["timestamp"] = json!(now().to_string());
+    message
+}
+
+fn text(s: &mut Server, body: &str) -> Value {
+    let id = s.wamid();
+    fresh(testing::text_message(ASHA, &id, body))
+}
+
+fn button(s: &mut Server, id: &str) -> Value {
+    let wamid = s.wamid();
+    fresh(testing::button_reply(ASHA, &wamid, id, "title"))
+}
+
+fn row(s: &mut Server, id: &str) -> Value {
+    let wamid = s.wamid();
+    fresh(testing::list_reply(ASHA, &wamid, id, "title"))
+}
+
+fn location(s: &mut Server, lat: f64, lon: f64) -> Value {
+    let wamid = s.wamid();
+    fresh(testing::location_message(ASHA, &wamid, lat, lon))
+}
+
+/// The choice ids of an interactive message (buttons or list rows).
+fn choice_ids(m: &Value) -> Vec<String> {
+    let buttons = m
+        .pointer("/interactive/action/buttons")
+        .and_then(Value::as_array)
+        .map(|b| {
+            b.iter()
+                .filter_map(|b| b.pointer("/reply/id")?.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        });
+    let rows = m
+        .pointer("/interactive/action/sections")
+        .and_then(Value::as_array)
+        .map(|sections| {
+            sections
+                .iter()
+                .filter_map(|s| s.get("rows")?.as_array())
+                .flatten()
+                .filter_map(|r| r.get("id")?.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        });
+    buttons.or(rows).unwrap_or_default()
+}
+
+fn interactive_type(m: &Value) -> Option<&str> {
+    m.pointer("/interactive/type").and_then(Value::as_str)
+}
+
+/// The last message of a reply, which carries its choices.
+fn last(msgs: &[Value]) -> &Value {
+    msgs.last().unwrap()
+}
+
+fn all_text(msgs: &[Value]) -> String {
+    msgs.iter()
+        .map(testing::message_text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts reply buttons with exactly these ids, each titled within WhatsApp's 20 characters.
+fn assert_buttons(m: &Value, ids: &[&str]) {
+    assert_eq!(m["type"], "interactive", "{m:#}");
+    assert_eq!(interactive_type(m), Some("button"), "{m:#}");
+    assert_eq!(choice_ids(m), ids, "{m:#}");
+    for b in m["interactive"]["action"]["buttons"].as_array().unwrap() {
+        assert_eq!(b["type"], "reply");
+        let title = b["reply"]["title"].as_str().unwrap();
+        assert!(!title.is_empty() && title.chars().count() <= 20, "{title}");
+    }
+    let body = m["interactive"]["body"]["text"].as_str().unwrap();
+    assert!(body.contains("\n1. "), "numbered lines too: {body}");
+}
+
+/// Asserts a list message whose rows start with these ids.
+fn assert_list(m: &Value, first_ids: &[&str], rows: usize) {
+    assert_eq!(m["type"], "interactive", "{m:#}");
+    assert_eq!(interactive_type(m), Some("list"), "{m:#}");
+    let ids = choice_ids(m);
+    assert_eq!(ids.len(), rows, "{m:#}");
+    assert_eq!(&ids[..first_ids.len()], first_ids, "{m:#}");
+    let action = &m["interactive"]["action"];
+    assert!(action["button"].as_str().unwrap().chars().count() <= 20);
+    for r in action["sections"][0]["rows"].as_array().unwrap() {
+        assert!(r["title"].as_str().unwrap().chars().count() <= 24, "{r}");
+    }
+}
+
+fn assert_text(m: &Value) {
+    assert_eq!(m["type"], "text", "{m:#}");
+    assert!(!m["text"]["body"].as_str().unwrap().is_empty());
+}
+
+/// The first reference of `kind` (`C-XXXX-XXXX-X`) in a text.
+fn reference_in(text: &str, kind: char) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len().saturating_sub(12)).find_map(|i| {
+        let cand: String = chars[i..i + 13].iter().collect();
+        let ok = chars[i] == kind
+            && chars[i + 1] == '-'
+            && chars[i + 6] == '-'
+            && chars[i + 11] == '-'
+            && cand
+                .chars()
+                .enumerate()
+                .all(|(j, c)| matches!(j, 0 | 1 | 6 | 11) || c.is_ascii_alphanumeric());
+        ok.then_some(cand)
+    })
+}
+
+/// Every message went to Asha with the Bearer token and an outbox id as opaque data.
+fn assert_addressed(fake: &FakeGraph) {
+    for r in fake.requests().iter().filter(|r| r.is_message()) {
+        let body = r.body.as_ref().unwrap();
+        assert_eq!(body["to"], ASHA, "{body:#}");
+        assert_eq!(body["messaging_product"], "whatsapp");
+        let opaque = body["biz_opaque_callback_data"].as_str().unwrap();
+        assert!(opaque.parse::<i64>().is_ok(), "{opaque}");
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {ACCESS_TOKEN}").as_str())
+        );
+        assert_eq!(
+            r.path,
+            format!(
+                "/{}/{}/messages",
+                testing::VERSION,
+                testing::PHONE_NUMBER_ID
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_complaint_filed_in_hindi_through_signed_webhooks_gets_its_reference() {
+    let mut s = Server::start(Options { templates: false }).await;
+
+    let m = text(&mut s, "नमस्ते");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["lang:hi", "lang:en"]);
+    assert!(all_text(&out).contains("हिन्दी"));
+
+    let m = button(&mut s, "lang:hi");
+    let out = s.turn(m).await;
+    assert_list(
+        last(&out),
+        &["menu:complaint", "menu:lost", "menu:found", "menu:status"],
+        6,
+    );
+    assert_eq!(
+        last(&out)["interactive"]["action"]["button"],
+        "विकल्प चुनें",
+        "Hindi list button"
+    );
+
+    let m = row(&mut s, "menu:complaint");
+    let out = s.turn(m).await;
+    assert_list(last(&out), &["cat:theft", "cat:cyber"], 8);
+
+    let m = row(&mut s, "cat:theft");
+    let out = s.turn(m).await;
+    assert_text(last(&out));
+
+    let m = text(&mut s, "बाज़ार में खड़ी मेरी साइकिल दिन में चोरी हो गई।");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["when:today", "when:yesterday"]);
+
+    let m = button(&mut s, "when:yesterday");
+    let out = s.turn(m).await;
+    let ask = last(&out);
+    assert_eq!(
+        interactive_type(ask),
+        Some("location_request_message"),
+        "{ask:#}"
+    );
+    assert_eq!(ask["interactive"]["action"]["name"], "send_location");
+
+    let m = location(&mut s, 25.6117, 85.1379);
+    let out = s.turn(m).await;
+    let stations = last(&out);
+    assert_eq!(interactive_type(stations), Some("list"), "{stations:#}");
+    let ids = choice_ids(stations);
+    assert!(ids.len() <= 10, "{ids:?}");
+    assert!(ids.contains(&"st:patna-kotwali".to_owned()), "{ids:?}");
+
+    let m = row(&mut s, "st:patna-kotwali");
+    let out = s.turn(m).await;
+    assert_text(last(&out));
+
+    let m = text(&mut s, "रमेश कुमार");
+    let out = s.turn(m).await;
+    // WhatsApp tells us the sender's number: the citizen confirms it.
+    assert_buttons(last(&out), &["phone:use", "phone:other"]);
+    assert!(all_text(&out).contains("98765 43210"), "{}", all_text(&out));
+
+    let m = button(&mut s, "phone:use");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["done"]);
+
+    // A photo: stored, downloaded in the background, attached by its media id.
+    let photo: Vec<u8> = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[7u8; 2048][..]].concat();
+    s.fake.add_media("1122334455", "image/jpeg", photo.clone());
+    let wamid = s.wamid();
+    let m = fresh(testing::image_message(
+        ASHA,
+        &wamid,
+        "1122334455",
+        Some("साइकिल"),
+    ));
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["done"]);
+
+    let m = button(&mut s, "done");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["consent:yes", "consent:no"]);
+
+    let m = button(&mut s, "consent:yes");
+    let out = s.turn(m).await;
+    assert_buttons(
+        last(&out),
+        &["review:confirm", "review:edit", "review:cancel"],
+    );
+
+    let m = button(&mut s, "review:confirm");
+    let out = s.turn(m).await;
+    let said = all_text(&out);
+    let reference = reference_in(&said, 'C').unwrap_or_else(|| panic!("no reference in {said}"));
+    assert!(said.contains("कोतवाली"), "{said}");
+
+    // The report is filed under that reference, with the photo's media id.
+    let (kind, station): (String, String) =
+        sqlx::query_as("select kind, station_id from reports where reference = ?")
+            .bind(&reference)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (kind.as_str(), station.as_str()),
+        ("complaint", "patna-kotwali")
+    );
+    let file_id: String = sqlx::query_scalar(
+        "select a.file_id from attachments a join reports r on r.id = a.report_id where r.reference = ?",
+    )
+    .bind(&reference)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(file_id, "1122334455");
+
+    // The media file is on disk under SEVA_MEDIA_DIR, found through the media id.
+    let store = Store::connect(&s.db_url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let media = loop {
+        let m = store.whatsapp_media("1122334455").await.unwrap().unwrap();
+        if m.status == "done" {
+            break m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not downloaded: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let path = std::path::PathBuf::from(media.path.unwrap());
+    assert!(path.starts_with(s.dir.path().join("media")), "{path:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), photo);
+    assert_eq!(media.bytes, Some(photo.len() as i64));
+
+    // Check status with the reference typed loosely (lowercase, spaces): the same report.
+    let m = row(&mut s, "menu:status");
+    let out = s.turn(m).await;
+    assert_text(last(&out));
+    let typed = reference.to_lowercase().replace('-', " ");
+    let m = text(&mut s, &typed);
+    let out = s.turn(m).await;
+    let said = all_text(&out);
+    assert!(said.contains(&reference), "{said}");
+    assert!(said.contains("कोतवाली"), "{said}");
+
+    // Every message was addressed properly; every inbound message was marked as read.
+    assert_addressed(&s.fake);
+    let inbound = s.next_wamid as usize;
+    s.wait_requests("read receipts", |r| {
+        r.iter().filter(|r| r.is_read_receipt()).count() >= inbound
+    })
+    .await;
+    // The citizen's window is tracked from their messages.
+    let last_inbound: i64 = sqlx::query_scalar(
+        "select last_inbound_at from citizens where channel = 'whatsapp' and external_id = ?",
+    )
+    .bind(ASHA)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert!(now() - last_inbound < 60);
+    s.shutdown().await;
+}
+
+/// Drives a lost or found journey in English up to its reference.
+async fn english_report(s: &mut Server, menu: &str, item: &str) -> String {
+    let m = text(s, "Hello");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["lang:hi", "lang:en"]);
+
+    let m = button(s, "lang:en");
+    let out = s.turn(m).await;
+    assert_list(
+        last(&out),
+        &["menu:complaint", "menu:lost", "menu:found"],
+        6,
+    );
+    assert_eq!(
+        last(&out)["interactive"]["action"]["button"],
+        "Choose an option"
+    );
+
+    let m = row(s, menu);
+    let out = s.turn(m).await;
+    assert_list(
+        last(&out),
+        &["item:mobile", "item:id_document", "item:wallet"],
+        7,
+    );
+
+    let m = row(s, item);
+    let out = s.turn(m).await;
+    assert_text(last(&out));
+
+    let m = text(s, "Brown leather, a bus pass inside");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["when:today", "when:yesterday"]);
+
+    let m = button(s, "when:today");
+    let out = s.turn(m).await;
+    assert_eq!(
+        interactive_type(last(&out)),
+        Some("location_request_message")
+    );
+
+    let m = text(s, "Gandhi Maidan bus stand");
+    let out = s.turn(m).await;
+    let ids = choice_ids(last(&out));
+    assert_eq!(ids.first().map(String::as_str), Some("not-sure"), "{ids:?}");
+
+    if menu == "menu:found" {
+        let m = row(s, "not-sure");
+        let out = s.turn(m).await;
+        assert_buttons(last(&out), &["custody:with_me", "custody:at_station"]);
+        let m = button(s, "custody:at_station");
+        let out = s.turn(m).await;
+        assert_text(last(&out));
+    } else {
+        let m = row(s, "st:patna-gandhi-maidan");
+        let out = s.turn(m).await;
+        assert_text(last(&out));
+    }
+
+    let m = text(s, "Sunita Devi");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["phone:use", "phone:other"]);
+
+    let m = button(s, "phone:use");
+    let out = s.turn(m).await;
+    assert_buttons(
+        last(&out),
+        &["review:confirm", "review:edit", "review:cancel"],
+    );
+    let review = all_text(&out);
+    assert!(review.contains("Sunita Devi"), "{review}");
+
+    let m = button(s, "review:confirm");
+    let out = s.turn(m).await;
+    let said = all_text(&out);
+    let kind = if menu == "menu:found" { 'F' } else { 'L' };
+    reference_in(&said, kind).unwrap_or_else(|| panic!("no reference in {said}"))
+}
+
+#[tokio::test]
+async fn a_lost_item_is_reported_in_english() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let reference = english_report(&mut s, "menu:lost", "item:wallet").await;
+    let (kind, category): (String, String) =
+        sqlx::query_as("select kind, category from reports where reference = ?")
+            .bind(&reference)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    assert_eq!((kind.as_str(), category.as_str()), ("lost", "wallet"));
+    assert_addressed(&s.fake);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_found_item_is_reported_in_english() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let reference = english_report(&mut s, "menu:found", "item:bag").await;
+    let (kind, custody, station): (String, String, String) =
+        sqlx::query_as("select kind, custody, station_id from reports where reference = ?")
+            .bind(&reference)
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "found");
+    assert_eq!(custody, "at_station");
+    assert_eq!(
+        station, "patna-control-room",
+        "\"not sure\" goes to the control room"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_wamid_changes_nothing_and_sends_nothing() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let m = text(&mut s, "नमस्ते");
+    let notification = testing::notification(&[(ASHA, "Asha")], vec![m.clone()], vec![]);
+    assert_eq!(s.post(&notification).await, StatusCode::OK);
+    s.settle().await;
+    s.wait_requests("read receipt", |r| r.iter().any(|r| r.is_read_receipt()))
+        .await;
+    let sent = s.fake.messages().len();
+    assert!(sent >= 1);
+    let conversation: String = sqlx::query_scalar("select state from conversations")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+
+    // Meta delivers the same notification again, and once more inside a batch.
+    assert_eq!(s.post(&notification).await, StatusCode::OK);
+    let batch = testing::notification(&[(ASHA, "Asha")], vec![m.clone(), m], vec![]);
+    assert_eq!(s.post(&batch).await, StatusCode::OK);
+    s.settle().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(s.count("select count(*) from inbox").await, 1);
+    assert_eq!(s.count("select count(*) from citizens").await, 1);
+    assert_eq!(s.fake.messages().len(), sent, "nothing more sent");
+    assert_eq!(s.fake.read_receipts().len(), 1, "marked as read once");
+    let after: String = sqlx::query_scalar("select state from conversations")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, conversation);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn delivery_statuses_are_applied_to_their_outbox_rows() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let m = text(&mut s, "नमस्ते");
+    s.turn(m).await;
+    let m = button(&mut s, "lang:hi");
+    s.turn(m).await;
+    let sends: Vec<RecordedRequest> = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_message() && r.wamid.is_some())
+        .collect();
+    assert!(sends.len() >= 2);
+    let first = sends[0].wamid.clone().unwrap();
+    let second = sends.last().unwrap().wamid.clone().unwrap();
+    let id_of = |wamid: String| {
+        let pool = s.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select id from outbox where provider_id = ?")
+                .bind(wamid)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let first_id = id_of(first.clone()).await;
+    let second_id = id_of(second.clone()).await;
+
+    // Read arrives before delivered (Meta does not order them); an unknown wamid is ignored.
+    let statuses = vec![
+        testing::status(&first, "sent", ASHA, Some(&first_id.to_string()), None),
+        testing::status(&first, "read", ASHA, Some(&first_id.to_string()), None),
+        testing::status(&first, "delivered", ASHA, Some(&first_id.to_string()), None),
+        testing::status("wamid.unknown", "delivered", ASHA, None, None),
+        testing::status(&second, "failed", ASHA, None, Some(131026)),
+    ];
+    let n = testing::notification(&[], vec![], statuses);
+    assert_eq!(s.post(&n).await, StatusCode::OK);
+
+    let row = s.outbox(first_id).await;
+    use sqlx::Row;
+    let delivered: Option<i64> = row.get("delivered_at");
+    let read: Option<i64> = row.get("read_at");
+    assert_eq!(read, Some(1_749_416_400));
+    assert_eq!(delivered, Some(1_749_416_400));
+    assert_eq!(row.get::<String, _>("status"), "sent");
+
+    let row = s.outbox(second_id).await;
+    assert_eq!(row.get::<String, _>("status"), "dead");
+    assert_eq!(
+        row.get::<Option<String>, _>("failure").as_deref(),
+        Some("131026: error")
+    );
+    assert!(row.get::<Option<i64>, _>("failed_at").is_some());
+
+    // Redelivered, the failure changes nothing more.
+    assert_eq!(s.post(&n).await, StatusCode::OK);
+    assert_eq!(s.count("select count(*) from whatsapp_failures").await, 1);
+    s.shutdown().await;
+}
+
+fn templates_sent(fake: &FakeGraph) -> Vec<Value> {
+    fake.messages()
+        .into_iter()
+        .filter(|m| m["type"] == "template")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_131047_turns_a_push_into_its_template_once() {
+    let mut s = Server::start(Options { templates: true }).await;
+    let m = text(&mut s, "नमस्ते");
+    s.turn(m).await;
+    let m = button(&mut s, "lang:hi");
+    s.turn(m).await;
+
+    // Inside the window the push goes out as text; then its failed status says 131047.
+    let push = s.enqueue_push(Lang::Hi, "C-7K3Q-9XM4-R").await;
+    s.settle().await;
+    let row = s.outbox(push).await;
+    use sqlx::Row;
+    let wamid: String = row.get("provider_id");
+    let free = s.fake.messages().last().cloned().unwrap();
+    assert_eq!(free["type"], "text");
+    assert!(testing::message_text(&free).contains("C-7K3Q-9XM4-R"));
+
+    let failed = testing::notification(
+        &[],
+        vec![],
+        vec![testing::status(
+            &wamid,
+            "failed",
+            ASHA,
+            Some(&push.to_string()),
+            Some(131047),
+        )],
+    );
+    assert_eq!(s.post(&failed).await, StatusCode::OK);
+    s.wait_requests("the template", |r| {
+        r.iter()
+            .any(|r| r.wamid.is_some() && r.body.as_ref().unwrap()["type"] == "template")
+    })
+    .await;
+    s.settle().await;
+    let templates = templates_sent(&s.fake);
+    assert_eq!(templates.len(), 1);
+    let t = &templates[0];
+    assert_eq!(t["to"], ASHA);
+    assert_eq!(t["biz_opaque_callback_data"], push.to_string());
+    assert_eq!(t["template"]["name"], TEMPLATE_HI);
+    assert_eq!(t["template"]["language"]["code"], "hi");
+    let params: Vec<&str> = t["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "C-7K3Q-9XM4-R",
+            "जांच जारी",
+            "कोतवाली",
+            "Please visit the station"
+        ]
+    );
+    let row = s.outbox(push).await;
+    assert_eq!(row.get::<String, _>("status"), "sent");
+    assert!(row.get::<Option<i64>, _>("wa_templated_at").is_some());
+    let template_wamid: String = row.get("provider_id");
+    assert_ne!(template_wamid, wamid);
+
+    // The failed status again, and a 131047 for the template itself: no more sends.
+    assert_eq!(s.post(&failed).await, StatusCode::OK);
+    let again = testing::notification(
+        &[],
+        vec![],
+        vec![testing::status(
+            &template_wamid,
+            "failed",
+            ASHA,
+            None,
+            Some(131047),
+        )],
+    );
+    assert_eq!(s.post(&again).await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.settle().await;
+    assert_eq!(templates_sent(&s.fake).len(), 1, "once");
+    assert_eq!(s.outbox(push).await.get::<String, _>("status"), "dead");
+
+    // A 131047 in the send's own answer: the template at once.
+    s.fake.fail_next(FakeError::ReEngagement);
+    let push2 = s.enqueue_push(Lang::Hi, "C-7K3Q-9XM4-R").await;
+    s.wait_requests("the second template", |r| {
+        r.iter()
+            .filter(|r| r.wamid.is_some() && r.body.as_ref().unwrap()["type"] == "template")
+            .count()
+            == 2
+    })
+    .await;
+    s.settle().await;
+    assert_eq!(s.outbox(push2).await.get::<String, _>("status"), "sent");
+    let refused = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 400 && r.is_message())
+        .count();
+    assert_eq!(refused, 1);
+
+    // Outside the window by Seva's own clock (last message 24 h ago): straight to the
+    // template, no free-form attempt.
+    sqlx::query("update citizens set last_inbound_at = ?")
+        .bind(now() - 24 * 3600)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let before = s.fake.requests().len();
+    let push3 = s.enqueue_push(Lang::Hi, "C-7K3Q-9XM4-R").await;
+    s.wait_requests("the third template", |r| r.len() > before)
+        .await;
+    s.settle().await;
+    let after: Vec<RecordedRequest> = s.fake.requests()[before..].to_vec();
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert_eq!(after[0].body.as_ref().unwrap()["type"], "template");
+    assert_eq!(s.outbox(push3).await.get::<String, _>("status"), "sent");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_template_a_push_waits_for_the_citizen_to_write() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let m = text(&mut s, "Hello");
+    s.turn(m).await;
+    let m = button(&mut s, "lang:en");
+    s.turn(m).await;
+
+    // Meta says the window is closed: no template configured, so the push waits.
+    s.fake.fail_next(FakeError::ReEngagement);
+    let before = s.fake.requests().len();
+    let push = s.enqueue_push(Lang::En, "L-7K3Q-9XM4-K").await;
+    s.wait_requests("the refused send", |r| r.len() > before)
+        .await;
+    s.settle().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    use sqlx::Row;
+    let row = s.outbox(push).await;
+    assert_eq!(row.get::<String, _>("status"), "pending");
+    assert!(row.get::<Option<i64>, _>("wa_wait_after_inbox").is_some());
+    assert!(row.get::<i64, _>("next_attempt_at") > now() + 60);
+    assert_eq!(
+        s.fake.requests().len(),
+        before + 1,
+        "tried once, then waits"
+    );
+    assert!(templates_sent(&s.fake).is_empty());
+
+    // The citizen writes: the push goes out first, then the answer.
+    s.seen = s.fake.messages().len();
+    let m = text(&mut s, "menu");
+    let out = s.turn(m).await;
+    assert!(out.len() >= 2, "{out:#?}");
+    assert!(
+        testing::message_text(&out[0]).contains("L-7K3Q-9XM4-K"),
+        "{out:#?}"
+    );
+    assert_eq!(out[0]["type"], "text");
+    assert!(choice_ids(last(&out)).contains(&"menu:complaint".to_owned()));
+    let row = s.outbox(push).await;
+    assert_eq!(row.get::<String, _>("status"), "sent");
+    assert!(row.get::<Option<i64>, _>("wa_wait_after_inbox").is_none());
+
+    // Outside the window by Seva's clock: nothing is even tried until the citizen writes.
+    sqlx::query("update citizens set last_inbound_at = ?")
+        .bind(now() - 24 * 3600)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let before = s.fake.requests().len();
+    let push2 = s.enqueue_push(Lang::En, "L-7K3Q-9XM4-K").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s
+        .outbox(push2)
+        .await
+        .get::<Option<i64>, _>("wa_wait_after_inbox")
+        .is_none()
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    s.settle().await;
+    assert_eq!(s.fake.requests().len(), before, "no Graph call");
+    assert_eq!(s.outbox(push2).await.get::<String, _>("status"), "pending");
+
+    s.seen = s.fake.messages().len();
+    let m = text(&mut s, "menu");
+    let out = s.turn(m).await;
+    assert!(
+        testing::message_text(&out[0]).contains("L-7K3Q-9XM4-K"),
+        "{out:#?}"
+    );
+    assert_eq!(s.outbox(push2).await.get::<String, _>("status"), "sent");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttling_is_waited_out_then_the_reply_is_sent() {
+    let mut s = Server::start(Options { templates: false }).await;
+    s.fake.fail_next(FakeError::RateLimit);
+    let m = text(&mut s, "नमस्ते");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["lang:hi", "lang:en"]);
+    let sends: Vec<RecordedRequest> = s
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_message())
+        .collect();
+    assert_eq!(sends.len(), 2, "{sends:#?}");
+    assert_eq!(sends[0].status, 400);
+    assert_eq!(sends[1].status, 200);
+    assert_eq!(sends[0].body, sends[1].body, "the same message again");
+    use sqlx::Row;
+    let row = sqlx::query("select status, attempts from outbox")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("status"), "sent");
+    assert_eq!(row.get::<i64, _>("attempts"), 1, "waiting does not count");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_access_token_makes_a_dead_letter_an_operator_sees() {
+    let mut s = Server::start(Options { templates: false }).await;
+    s.fake.fail_next(FakeError::TokenExpired);
+    let m = text(&mut s, "नमस्ते");
+    let n = testing::notification(&[(ASHA, "Asha")], vec![m], vec![]);
+    assert_eq!(s.post(&n).await, StatusCode::OK);
+    s.settle().await;
+    use sqlx::Row;
+    let row = sqlx::query("select status, last_error from outbox")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("status"), "dead");
+    let error: String = row.get("last_error");
+    assert!(error.starts_with("190"), "{error}");
+    assert!(!error.contains(ACCESS_TOKEN));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crash_after_the_200_loses_nothing() {
+    let mut s = Server::start(Options { templates: false }).await;
+    s.shutdown().await;
+
+    // A server that stores and answers 200, then "crashes" before anything else happens.
+    let opts = Options { templates: false };
+    let config = s.config(&opts);
+    let store = Store::open(&s.db_url).await.unwrap();
+    let runtime = seva::runtime::Runtime::builder(store.clone()).build();
+    let sink = seva::channels::whatsapp::sink(&config, &runtime)
+        .unwrap()
+        .store_only();
+    let app = webhook::router(
+        seva::channels::whatsapp::webhook_config(config.whatsapp.as_ref().unwrap()),
+        std::sync::Arc::new(sink),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    s.addr = listener.local_addr().unwrap();
+    let crashed = tokio::spawn(async move { axum::serve(listener, app).await });
+    let photo = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
+    s.fake.add_media("5566778899", "image/jpeg", photo.clone());
+    let m1 = text(&mut s, "नमस्ते");
+    let w = s.wamid();
+    let m2 = fresh(testing::image_message(ASHA, &w, "5566778899", None));
+    let n = testing::notification(&[(ASHA, "Asha")], vec![m1, m2], vec![]);
+    assert_eq!(s.post(&n).await, StatusCode::OK);
+    crashed.abort();
+    store.close().await;
+    assert_eq!(
+        s.count("select count(*) from inbox where processed_at is null")
+            .await,
+        2
+    );
+    assert!(s.fake.messages().is_empty());
+
+    // Restart: the sweeper processes what was stored; the media worker downloads the photo.
+    s.serve(&opts).await;
+    s.settle().await;
+    let out = s.fake.wait_for(1, WAIT).await;
+    assert_buttons(&out[0], &["lang:hi", "lang:en"]);
+    assert_eq!(
+        s.count("select count(*) from inbox where processed_at is null")
+            .await,
+        0
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s
+        .count("select count(*) from whatsapp_media where status = 'done'")
+        .await
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "photo not downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failed_media_download_is_retried() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let m = text(&mut s, "नमस्ते");
+    s.turn(m).await;
+    s.fake.add_media(
+        "9988776655",
+        "audio/ogg",
+        vec![b'O', b'g', b'g', b'S', 0, 2],
+    );
+    s.fake.fail_next_media(FakeError::ServerError);
+    let w = s.wamid();
+    let voice = json!({
+        "from": ASHA, "id": w, "timestamp": now().to_string(), "type": "audio",
+        "audio": { "mime_type": "audio/ogg; codecs=opus", "sha256": "m04p=", "id": "9988776655", "voice": true }
+    });
+    s.turn(voice).await;
+    let store = Store::connect(&s.db_url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let media = loop {
+        let m = store.whatsapp_media("9988776655").await.unwrap().unwrap();
+        if m.status == "done" {
+            break m;
+        }
+        assert_ne!(m.status, "failed", "{m:?}");
+        assert!(tokio::time::Instant::now() < deadline, "not retried: {m:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(media.attempts, 2);
+    assert_eq!(media.kind, "voice");
+    assert!(media.path.unwrap().ends_with("9988776655.ogg"));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_signatures_get_401_and_nothing_is_stored() {
+    let mut s = Server::start(Options { templates: false }).await;
+    let m = text(&mut s, "नमस्ते");
+    let n = testing::notification(&[(ASHA, "Asha")], vec![m], vec![]);
+    let (body, good) = testing::signed(APP_SECRET, &n);
+    let (_, wrong_key) = testing::signed("another-secret", &n);
+
+    assert_eq!(
+        s.post_raw(body.clone(), None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.post_raw(body.clone(), Some(&wrong_key)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut tampered = body.clone();
+    let at = tampered.len() - 5;
+    tampered[at] ^= 1;
+    assert_eq!(
+        s.post_raw(tampered, Some(&good)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.count("select count(*) from inbox").await, 0);
+    assert_eq!(s.count("select count(*) from citizens").await, 0);
+    assert!(s.fake.requests().is_empty());
+
+    // The handshake too: only the right token is echoed.
+    let url = s.webhook_url();
+    let ok = s
+        .http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.text().await.unwrap(), "1158201444");
+    let refused = s
+        .http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1158201444"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // And the properly signed request is stored and answered.
+    assert_eq!(s.post_raw(body, Some(&good)).await, StatusCode::OK);
+    s.settle().await;
+    assert_eq!(s.count("select count(*) from inbox").await, 1);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_with_a_stale_example_timestamp_is_still_answered() {
+    // Payloads copied from Meta's documentation carry a timestamp from long ago; Meta never
+    // delivers anything older than 7 days, so the time of receipt opens the window instead.
+    let mut s = Server::start(Options { templates: false }).await;
+    let w = s.wamid();
+    let m = testing::text_message(ASHA, &w, "Hello");
+    assert_eq!(m["timestamp"], "1749416383");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["lang:hi", "lang:en"]);
+    s.shutdown().await;
+}
