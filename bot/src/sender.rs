@@ -142,7 +142,9 @@ impl TelegramSender {
         self.send_with(chat_id, &rendered, &options).await
     }
 
-    async fn send_messages(&self, chat_id: i64, messages: Vec<OutgoingMessage>) -> SendOutcome {
+    /// Sends already rendered messages in order (see [`render`]); the caller rendered them to
+    /// count or pace them. Stops at the first failure and returns its classification.
+    pub async fn send_messages(&self, chat_id: i64, messages: Vec<OutgoingMessage>) -> SendOutcome {
         let mut last_id = String::new();
         for m in messages {
             let mut request = self.bot.send_message(ChatId(chat_id), m.text);

@@ -16,6 +16,12 @@
 //! ```
 //!
 //! Errors never use a 5xx status unless asked to: teloxide sleeps 10 s on any 5xx.
+//!
+//! Webhook mode works as Telegram's does: once `setWebhook` names a loopback `http` URL, queued
+//! updates are POSTed there one at a time, in `update_id` order, with the
+//! `X-Telegram-Bot-Api-Secret-Token` given to `setWebhook`; an update is forgotten on a 2xx
+//! answer and retried otherwise. Meanwhile `getUpdates` answers 409, as Telegram does. A
+//! non-loopback webhook URL is recorded but never called (tests never leave the machine).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -110,6 +116,10 @@ struct FakeState {
     /// Messages the bot sent, by id, as `sendMessage`'s result, kept current by edits.
     messages: BTreeMap<i64, Value>,
     webhook: Option<Value>,
+    /// Every update ever pushed, by id, for [`FakeBotApi::redeliver`].
+    history: BTreeMap<u32, Value>,
+    /// `(update_id, HTTP status)` of every webhook delivery attempt.
+    deliveries: Vec<(u32, u16)>,
 }
 
 struct Shared {
@@ -133,6 +143,7 @@ pub struct FakeBotApi {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    delivery: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeBotApi {
@@ -140,6 +151,7 @@ impl Drop for FakeBotApi {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.delivery.abort();
     }
 }
 
@@ -177,10 +189,12 @@ impl FakeBotApi {
                 })
                 .await;
         });
+        let delivery = tokio::spawn(deliver_to_webhook(shared.clone()));
         FakeBotApi {
             shared,
             addr,
             stop: Some(stop),
+            delivery,
         }
     }
 
@@ -217,6 +231,7 @@ impl FakeBotApi {
                 }
             };
             st.next_update_id = st.next_update_id.max(id + 1);
+            st.history.insert(id, update.clone());
             let pos = st
                 .updates
                 .iter()
@@ -227,6 +242,44 @@ impl FakeBotApi {
         };
         self.shared.updates_pushed.notify_waiters();
         id
+    }
+
+    /// Hands out an update again as if it had never been confirmed (Telegram redelivering what
+    /// Seva stored but could not confirm before a crash). Returns false for an unknown id.
+    pub fn redeliver(&self, update_id: u32) -> bool {
+        {
+            let mut st = self.shared.lock();
+            let Some(update) = st.history.get(&update_id).cloned() else {
+                return false;
+            };
+            st.confirmed_below = st.confirmed_below.min(update_id);
+            if !st.updates.iter().any(|u| self::update_id(u) == update_id) {
+                let pos = st
+                    .updates
+                    .iter()
+                    .position(|u| self::update_id(u) > update_id)
+                    .unwrap_or(st.updates.len());
+                st.updates.insert(pos, update);
+            }
+        }
+        self.shared.updates_pushed.notify_waiters();
+        true
+    }
+
+    /// A text message from `user_id` in the group `chat_id` (negative, as Telegram's are).
+    pub fn push_group_text(&self, chat_id: i64, user_id: i64, text: &str) -> u32 {
+        self.push_update(json!({ "message": {
+            "message_id": INCOMING_MESSAGE_ID.fetch_add(1, Ordering::Relaxed),
+            "date": now(),
+            "from": user(user_id),
+            "chat": { "id": chat_id, "type": "group", "title": "Group" },
+            "text": text,
+        }}))
+    }
+
+    /// `(update_id, HTTP status)` of every webhook delivery attempt so far.
+    pub fn webhook_deliveries(&self) -> Vec<(u32, u16)> {
+        self.shared.lock().deliveries.clone()
     }
 
     /// A private-chat text message from `user_id` (commands too: `"/start status_…"`).
@@ -295,15 +348,20 @@ impl FakeBotApi {
         } else {
             ("member", "kicked")
         };
-        let mut new_member = json!({ "user": bot, "status": new });
-        if !reachable {
-            new_member["until_date"] = json!(0);
-        }
+        // Telegram always sends `until_date` with `kicked` (teloxide needs it).
+        let member = |status: &str| {
+            let mut m = json!({ "user": bot, "status": status });
+            if status == "kicked" {
+                m["until_date"] = json!(0);
+            }
+            m
+        };
+        let (old_member, new_member) = (member(old), member(new));
         self.push_update(json!({ "my_chat_member": {
             "chat": { "id": user_id, "type": "private", "first_name": "Citizen" },
             "from": user(user_id),
             "date": now(),
-            "old_chat_member": { "user": bot, "status": old },
+            "old_chat_member": old_member,
             "new_chat_member": new_member,
         }}))
     }
@@ -489,7 +547,12 @@ async fn handle(
             ok(json!(true))
         }
         "setwebhook" => {
-            shared.lock().webhook = Some(params);
+            let url = params
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            shared.lock().webhook = (!url.is_empty()).then_some(params);
+            shared.updates_pushed.notify_waiters();
             ok(json!(true))
         }
         "getme" => ok(json!({
@@ -506,6 +569,13 @@ async fn handle(
 }
 
 async fn get_updates(shared: &Shared, params: &Value) -> Response {
+    if shared.lock().webhook.is_some() {
+        return reply(
+            409,
+            json!({ "ok": false, "error_code": 409, "description":
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first" }),
+        );
+    }
     let limit = params
         .get("limit")
         .and_then(Value::as_u64)
@@ -544,6 +614,81 @@ async fn get_updates(shared: &Shared, params: &Value) -> Response {
         };
         if !batch.is_empty() || tokio::time::timeout_at(deadline, notified).await.is_err() {
             return ok(Value::Array(batch));
+        }
+    }
+}
+
+/// The webhook URL to deliver to, when one is set and it is a loopback `http` URL.
+fn loopback_webhook(webhook: Option<&Value>) -> Option<(String, Option<String>)> {
+    let hook = webhook?;
+    let url = hook.get("url")?.as_str()?.to_owned();
+    let parsed = reqwest::Url::parse(&url).ok()?;
+    let host = parsed
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if parsed.scheme() != "http" || !loopback {
+        return None;
+    }
+    let secret = hook
+        .get("secret_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some((url, secret))
+}
+
+/// Telegram's side of webhook mode: the oldest unconfirmed update goes to the webhook; a 2xx
+/// confirms it, anything else is retried shortly.
+async fn deliver_to_webhook(shared: Arc<Shared>) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    loop {
+        let notified = shared.updates_pushed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let next = {
+            let st = shared.lock();
+            loopback_webhook(st.webhook.as_ref()).and_then(|hook| {
+                let below = st.confirmed_below;
+                st.updates
+                    .iter()
+                    .find(|u| update_id(u) >= below)
+                    .cloned()
+                    .map(|u| (hook, u))
+            })
+        };
+        let Some(((url, secret), update)) = next else {
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+            continue;
+        };
+        let id = update_id(&update);
+        let mut request = client.post(&url).json(&update);
+        if let Some(secret) = secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+        }
+        let status = match request.send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        };
+        let delivered = (200..300).contains(&status);
+        {
+            let mut st = shared.lock();
+            st.deliveries.push((id, status));
+            if delivered {
+                st.confirmed_below = st.confirmed_below.max(id + 1);
+                let below = st.confirmed_below;
+                st.updates.retain(|u| update_id(u) >= below);
+            }
+        }
+        if !delivered {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

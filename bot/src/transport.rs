@@ -20,13 +20,14 @@ use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::routing::post;
+use flows::delivery::SendOutcome;
 use subtle::ConstantTimeEq;
 use teloxide::RequestError;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::requests::{Request as _, Requester};
 
 use crate::inbound::{TelegramEvent, parse_update, translate, translate_all};
-use crate::sender::{TelegramSender, allowed_updates, is_conflict};
+use crate::sender::{TelegramError, TelegramSender, allowed_updates, classify, is_conflict};
 
 /// The route Telegram posts updates to in webhook mode.
 pub const WEBHOOK_PATH: &str = "/webhook/telegram";
@@ -114,6 +115,14 @@ pub async fn run_polling(
             };
             match result {
                 Ok(()) => break,
+                // A refusal no retry can fix (a Bot API server without the method, …): poll
+                // anyway; if a webhook really is active, getUpdates says so with a 409.
+                Err(TelegramError::Request(err))
+                    if matches!(classify(&err), SendOutcome::Permanent { .. }) =>
+                {
+                    tracing::warn!(error = %err, "telegram deleteWebhook refused; polling anyway");
+                    break;
+                }
                 Err(err) => {
                     failures += 1;
                     let wait = backoff(config.initial_backoff, config.max_backoff, failures);

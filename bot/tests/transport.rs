@@ -201,6 +201,24 @@ async fn polling_stores_every_update_before_the_get_updates_that_confirms_it() {
 }
 
 #[tokio::test]
+async fn a_bot_api_without_delete_webhook_does_not_stop_polling() {
+    let (api, sender) = start().await;
+    api.fail_next(
+        "deleteWebhook",
+        FakeError::Api {
+            code: 404,
+            description: "Not Found".into(),
+        },
+    );
+    api.push_text(111, "namaste");
+    let sink = RecordingSink::new(api.clone(), 0);
+    let (stop_tx, task) = poll(&sender, sink.clone());
+    assert_eq!(texts(&sink.wait_for_stored(1).await), vec!["namaste"]);
+    stop(stop_tx, task).await;
+    assert_eq!(api.calls("deleteWebhook").len(), 1, "not retried");
+}
+
+#[tokio::test]
 async fn a_sink_failure_keeps_the_offset_so_the_same_updates_come_again() {
     let (api, sender) = start().await;
     let id = api.push_text(111, "mera phone kho gaya");
