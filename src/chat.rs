@@ -35,6 +35,7 @@ pub async fn run(config: &Config, opts: &ChatOptions) -> Result<(), crate::Error
     let runtime = Runtime::builder(store.clone())
         .stations(stations)
         .timezone(config.timezone)
+        .events(config.events.is_some())
         .build();
     if std::io::stdin().is_terminal() {
         eprintln!(

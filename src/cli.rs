@@ -41,6 +41,76 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Officer API tokens.
+    Officer {
+        #[command(subcommand)]
+        command: OfficerCommand,
+    },
+    /// Officer actions on a report, from the shell (acting as `cli`, audited).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OfficerCommand {
+    /// Create a token; prints only the token on stdout (shown this once, stored hashed).
+    Add {
+        /// Who holds the token (shown in the audit log).
+        #[arg(long)]
+        name: String,
+        /// What it may see: station:<id>, district:<id> or state.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Revoke every token of that officer.
+    Revoke {
+        /// The officer's name, as given to `officer add`.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// A report with its history and attachments.
+    Show {
+        /// The reference, e.g. C-7K3Q-9XM4-R.
+        reference: String,
+        /// Print the officer API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a report to its next status (or closed); the citizen is notified.
+    SetStatus {
+        reference: String,
+        /// The new status, e.g. acknowledged, fir_registered, closed.
+        status: String,
+        /// A note for the citizen, sent with the update.
+        #[arg(long)]
+        note: Option<String>,
+        /// A note kept in the history, never sent.
+        #[arg(long)]
+        internal_note: Option<String>,
+        /// The FIR number (required for fir_registered).
+        #[arg(long = "fir")]
+        fir: Option<String>,
+        /// Why the report is closed (required for closed).
+        #[arg(long)]
+        reason: Option<String>,
+        /// For a lost item marked found: the found report's reference.
+        #[arg(long)]
+        found_ref: Option<String>,
+    },
+    /// Move an open report to another station; the new station is alerted, the citizen told.
+    Transfer {
+        reference: String,
+        /// The station id, from the stations file.
+        station: String,
+        /// A note for the citizen.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +196,15 @@ pub async fn execute(command: Command, config: Config) -> Result<(), Error> {
             Ok(())
         }
         Command::Outbox { command } => outbox(command, &config).await,
+        Command::Officer { command } => match command {
+            OfficerCommand::Add { name, scope } => {
+                crate::officer::commands::officer_add(&config, &name, &scope).await
+            }
+            OfficerCommand::Revoke { name } => {
+                crate::officer::commands::officer_revoke(&config, &name).await
+            }
+        },
+        Command::Report { command } => report(command, &config).await,
     }
 }
 
@@ -183,6 +262,39 @@ async fn outbox(command: OutboxCommand, config: &Config) -> Result<(), Error> {
     };
     store.close().await;
     result
+}
+
+async fn report(command: ReportCommand, config: &Config) -> Result<(), Error> {
+    use crate::officer::commands::{self, SetStatus};
+    match command {
+        ReportCommand::Show { reference, json } => {
+            commands::report_show(config, &reference, json).await
+        }
+        ReportCommand::SetStatus {
+            reference,
+            status,
+            note,
+            internal_note,
+            fir,
+            reason,
+            found_ref,
+        } => {
+            let set = SetStatus {
+                status,
+                note,
+                internal_note,
+                fir_number: fir,
+                reason,
+                found_ref,
+            };
+            commands::report_set_status(config, &reference, set).await
+        }
+        ReportCommand::Transfer {
+            reference,
+            station,
+            note,
+        } => commands::report_transfer(config, &reference, &station, note.as_deref()).await,
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

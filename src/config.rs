@@ -318,6 +318,15 @@ fn telegram(src: &Sources<'_>) -> Result<Option<TelegramConfig>, ConfigError> {
             "required when TELEGRAM_WEBHOOK_URL is set",
         ));
     }
+    // What setWebhook accepts as `secret_token` (shared/spec/protocol-facts.md §2.3).
+    if let Some(secret) = &webhook_secret
+        && !crate::channels::telegram::valid_secret(secret.expose())
+    {
+        return Err(error(
+            "TELEGRAM_WEBHOOK_SECRET",
+            "must be 1-256 characters of A-Z, a-z, 0-9, _ and -",
+        ));
+    }
     Ok(Some(TelegramConfig {
         bot_token,
         api_url: src.or("TELEGRAM_API_URL", "https://api.telegram.org"),

@@ -10,7 +10,8 @@
 //! * [`outbox`] — the dispatcher and the [`outbox::ChannelSender`] trait channels implement.
 //! * [`channels`] — the channel adapters wired to the runtime: sinks, senders, routes, tasks.
 //! * [`chat`] — `seva chat`, the terminal channel.
-//! * [`http`] — the HTTP routes (`/healthz`, `/readyz`; webhooks and officer API to come).
+//! * [`officer`] — the officer API under `/api/v1`, its tokens, audit log and shell commands.
+//! * [`http`] — the HTTP routes `/healthz` and `/readyz` (webhooks and the officer API merge in).
 //! * [`cli`] — the `seva` command line.
 //! * [`clock`], [`logging`] — the injectable clock; log setup.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod http;
 pub mod lifecycle;
 pub mod logging;
+pub mod officer;
 pub mod outbox;
 pub mod runtime;
 pub mod stations;
@@ -95,6 +97,7 @@ pub async fn run_with(
     let runtime = Runtime::builder(store.clone())
         .stations(stations)
         .timezone(config.timezone)
+        .events(config.events.is_some())
         .build();
     describe_channels(&config);
 
@@ -116,7 +119,9 @@ pub async fn run_with(
 
     let address = listener.local_addr()?;
     let mut server_stop = stop_rx.clone();
-    let app = http::router(runtime.clone()).merge(channels::routes(&config, &runtime));
+    let app = http::router(runtime.clone())
+        .merge(channels::routes(&config, &runtime))
+        .merge(officer::router(runtime.clone(), config.media_dir.clone()));
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = server_stop.wait_for(|stop| *stop).await;
     });
@@ -170,7 +175,7 @@ async fn sweep(runtime: Runtime, mut stop: watch::Receiver<bool>) {
 fn describe_channels(config: &Config) {
     match &config.whatsapp {
         Some(_) => {
-            tracing::info!("channel whatsapp: configured (adapter not wired into serve yet)")
+            tracing::info!("channel whatsapp: configured (webhook at /webhook/whatsapp)")
         }
         None => tracing::info!("channel whatsapp: off (WHATSAPP_APP_SECRET unset)"),
     }
@@ -181,15 +186,12 @@ fn describe_channels(config: &Config) {
             } else {
                 "long polling"
             };
-            tracing::info!(
-                mode,
-                "channel telegram: configured (adapter not wired into serve yet)"
-            );
+            tracing::info!(mode, "channel telegram: configured");
         }
         None => tracing::info!("channel telegram: off (TELEGRAM_BOT_TOKEN unset)"),
     }
     match &config.events {
-        Some(_) => tracing::info!("back-office events: configured (not sent yet)"),
+        Some(_) => tracing::info!("back-office events: on (signed POSTs to SEVA_EVENTS_URL)"),
         None => tracing::info!("back-office events: off (SEVA_EVENTS_URL unset)"),
     }
 }

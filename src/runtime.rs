@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::clock::Clock;
 pub use crate::store::Accepted;
 use crate::store::{
-    Filing, InboxRow, NewOutbox, OutboxKind, Store, StoreError, StoredReport, Turn,
+    Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport, Turn,
 };
 
 /// The dialogue step the runtime calls: `flows::engine::step`, or a scripted one in tests.
@@ -112,6 +112,9 @@ struct Inner {
     fresh: FreshSource,
     engine: Engine,
     catalog: &'static Catalog,
+    /// Whether back-office events are configured (`SEVA_EVENTS_URL`): filings and changes
+    /// enqueue `report.*` events only then.
+    events: bool,
     /// In-process fast path so one citizen's turns queue here rather than on the database
     /// lock; the database transaction is the real guard.
     locks: DashMap<i64, Arc<Mutex<()>>>,
@@ -128,9 +131,16 @@ pub struct RuntimeBuilder {
     fresh: FreshSource,
     engine: Engine,
     wake: Arc<Notify>,
+    events: bool,
 }
 
 impl RuntimeBuilder {
+    /// Whether to enqueue back-office events (set when `SEVA_EVENTS_URL` is configured).
+    pub fn events(mut self, enabled: bool) -> Self {
+        self.events = enabled;
+        self
+    }
+
     pub fn stations(mut self, stations: Directory) -> Self {
         self.stations = stations;
         self
@@ -172,6 +182,7 @@ impl RuntimeBuilder {
                 fresh: self.fresh,
                 engine: self.engine,
                 catalog: Catalog::global(),
+                events: self.events,
                 locks: DashMap::new(),
                 wake: self.wake,
             }),
@@ -199,6 +210,7 @@ impl Runtime {
             fresh: Arc::new(random_fresh),
             engine: Arc::new(flows::engine::step),
             wake: Arc::new(Notify::new()),
+            events: false,
         }
     }
 
@@ -212,6 +224,19 @@ impl Runtime {
 
     pub fn stations(&self) -> &Directory {
         &self.inner.stations
+    }
+
+    /// `SEVA_TIMEZONE`.
+    pub fn timezone(&self) -> Tz {
+        self.inner.timezone
+    }
+
+    /// What report changes need to write their station alerts and back-office events.
+    pub fn notices(&self) -> Notices<'_> {
+        Notices {
+            stations: &self.inner.stations,
+            events: self.inner.events,
+        }
     }
 
     /// Notified whenever a turn wrote outbox rows; the dispatcher waits on it.
@@ -469,7 +494,7 @@ impl Runtime {
     ) -> Result<EffectResult, MessageError> {
         let mut report = report.clone();
         for _ in 0..MAX_REFERENCE_DRAWS {
-            match turn.file_report(&report, now).await? {
+            match turn.file_report(&report, now, self.notices()).await? {
                 Filing::Filed {
                     reference,
                     station_id,

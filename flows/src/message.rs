@@ -2,13 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a citizen talks to Seva.
+/// Where a citizen talks to Seva, and where the outbox sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Telegram,
     Whatsapp,
     Terminal,
+    /// The back-office event webhook (`SEVA_EVENTS_URL`): never a citizen's channel, only the
+    /// outbox's route for `report.*` events, so the dispatcher paces and retries them like
+    /// any other message.
+    Events,
 }
 
 impl Channel {
@@ -17,6 +21,7 @@ impl Channel {
             Channel::Telegram => "telegram",
             Channel::Whatsapp => "whatsapp",
             Channel::Terminal => "terminal",
+            Channel::Events => "events",
         }
     }
 
@@ -25,6 +30,7 @@ impl Channel {
             "telegram" => Some(Channel::Telegram),
             "whatsapp" => Some(Channel::Whatsapp),
             "terminal" => Some(Channel::Terminal),
+            "events" => Some(Channel::Events),
             _ => None,
         }
     }

@@ -35,12 +35,14 @@ pub fn routes(config: &Config, runtime: &Runtime) -> Router {
         .merge(telegram::routes(config, runtime))
 }
 
-/// Background tasks of the enabled channels (Telegram long polling), stopped by `stop`.
+/// Background tasks of the enabled channels (Telegram long polling, WhatsApp media
+/// downloads), stopped by `stop`.
 pub fn spawn_tasks(
     config: &Config,
     runtime: &Runtime,
     stop: watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) {
+    whatsapp::spawn_tasks(config, runtime, stop.clone(), tasks);
     telegram::spawn_tasks(config, runtime, stop, tasks);
 }

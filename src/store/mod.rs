@@ -13,7 +13,10 @@
 //! write transaction starts with `begin immediate`: a deferred transaction that reads and then
 //! writes fails with "busy" when `serve`, `seva chat` and the CLI share the file.
 
+mod reports;
+pub mod telegram;
 mod turn;
+mod whatsapp;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,7 +29,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+pub use reports::{
+    Actor, AttachmentRecord, AuditEntry, ChangeFailure, Changed, EVENTS_RECIPIENT, HistoryEntry,
+    Notices, Officer, ReportDetail, ReportFilter, ReportRecord, Scope,
+};
 pub use turn::{Filing, StoredReport, Turn};
+pub use whatsapp::{MediaJob, MediaRecord, StatusApplied, WhatsappSendState};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

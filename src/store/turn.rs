@@ -192,9 +192,15 @@ impl Turn {
         Ok(())
     }
 
-    /// Files a report for this citizen with its first history row and attachments. Idempotent
+    /// Files a report for this citizen with its first history row and attachments, and (in
+    /// this same transaction) the station's alert and the `report.created` event. Idempotent
     /// on `draft_id`: a draft filed before answers with its first reference.
-    pub async fn file_report(&mut self, report: &NewReport, now: i64) -> Result<Filing> {
+    pub async fn file_report(
+        &mut self,
+        report: &NewReport,
+        now: i64,
+        notices: super::Notices<'_>,
+    ) -> Result<Filing> {
         let existing = sqlx::query("select reference, station_id from reports where draft_id = ?")
             .bind(&report.draft_id)
             .fetch_optional(&mut *self.tx)
@@ -270,6 +276,7 @@ impl Turn {
             .execute(&mut *self.tx)
             .await?;
         }
+        super::reports::report_filed(&mut self.tx, id, notices, now).await?;
         Ok(Filing::Filed {
             reference: report.reference,
             station_id: report.station_id.clone(),
@@ -314,7 +321,9 @@ impl Turn {
         let reference: String = row.try_get("reference")?;
         let kind: String = row.try_get("kind")?;
         let history =
-            sqlx::query("select status, at from report_history where report_id = ? order by id")
+            sqlx::query(
+                "select status, at from report_history where report_id = ? and action = 'status' order by id",
+            )
                 .bind(id)
                 .fetch_all(&mut *self.tx)
                 .await?
