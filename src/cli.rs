@@ -167,7 +167,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli.command, config)) {
+    let result = runtime.block_on(execute(cli.command, config));
+    // `serve` has drained within its grace period: whatever is left (work abandoned when the
+    // grace ran out, a blocked stdin read) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(250));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("seva: {e}");

@@ -55,7 +55,7 @@ pub struct Config {
     /// `SEVA_LISTEN`: the HTTP listen address (webhooks, officer API, health).
     pub listen: SocketAddr,
     /// `SEVA_DATABASE_URL`: `sqlite://…` (the file and its directory are created) or
-    /// `postgres://…` (not supported yet).
+    /// `postgres://…` (shared by any number of `seva serve` replicas).
     pub database_url: String,
     /// `SEVA_TIMEZONE`: the clock citizens live by, for "today" and "yesterday".
     pub timezone: Tz,
@@ -67,6 +67,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `SEVA_SHUTDOWN_GRACE`: seconds to drain in-flight work after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `SEVA_DRAIN_DELAY`: seconds (fractions allowed) `/readyz` answers 503 after SIGTERM
+    /// before the listener closes, so a load balancer probing it stops sending first. Part of
+    /// the grace period (at most half of it); skipped when nothing has probed `/readyz`.
+    pub drain_delay: Duration,
     /// The WhatsApp Cloud API channel; `None` when `WHATSAPP_APP_SECRET` is unset.
     pub whatsapp: Option<WhatsappConfig>,
     /// The Telegram channel; `None` when `TELEGRAM_BOT_TOKEN` is unset.
@@ -146,6 +150,7 @@ const KEYS: &[(&str, bool)] = &[
     ("SEVA_MEDIA_DIR", false),
     ("SEVA_LOG_FORMAT", false),
     ("SEVA_SHUTDOWN_GRACE", false),
+    ("SEVA_DRAIN_DELAY", false),
     ("WHATSAPP_APP_SECRET", true),
     ("WHATSAPP_VERIFY_TOKEN", true),
     ("WHATSAPP_ACCESS_TOKEN", true),
@@ -277,6 +282,7 @@ impl Config {
             media_dir: src.or("SEVA_MEDIA_DIR", "./data/media").into(),
             log_format,
             shutdown_grace: Duration::from_secs(src.parse("SEVA_SHUTDOWN_GRACE", 20u64)?),
+            drain_delay: seconds(&src, "SEVA_DRAIN_DELAY", 2.0)?,
             whatsapp: whatsapp(&src)?,
             telegram: telegram(&src)?,
             events: events(&src)?,
@@ -347,6 +353,13 @@ fn events(src: &Sources<'_>) -> Result<Option<EventsConfig>, ConfigError> {
     Ok(Some(EventsConfig { url, secret }))
 }
 
+/// A duration in seconds, fractions allowed (`0.5`).
+fn seconds(src: &Sources<'_>, key: &str, default: f64) -> Result<Duration, ConfigError> {
+    let secs: f64 = src.parse(key, default)?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| error(key, "must be a number of seconds, 0 or more"))
+}
+
 fn positive(src: &Sources<'_>, key: &str, default: u32) -> Result<u32, ConfigError> {
     match src.parse(key, default)? {
         0 => Err(error(key, "must be at least 1")),
@@ -374,6 +387,7 @@ mod tests {
         assert_eq!(c.timezone, chrono_tz::Asia::Kolkata);
         assert_eq!(c.stations_csv, PathBuf::from("config/stations.example.csv"));
         assert_eq!(c.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(c.drain_delay, Duration::from_secs(2));
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.whatsapp.is_none() && c.telegram.is_none() && c.events.is_none());
     }
@@ -401,6 +415,18 @@ mod tests {
         assert!(!err.to_string().contains("s3cr3t"));
         let err = load(&[("TELEGRAM_BOT_TOKEN", "t"), ("SEVA_TELEGRAM_MPS", "lots")]).unwrap_err();
         assert_eq!(err.key, "SEVA_TELEGRAM_MPS");
+    }
+
+    #[test]
+    fn the_drain_delay_takes_fractions_of_a_second() {
+        let c = load(&[("SEVA_DRAIN_DELAY", "0.25")]).unwrap();
+        assert_eq!(c.drain_delay, Duration::from_millis(250));
+        assert_eq!(
+            load(&[("SEVA_DRAIN_DELAY", "0")]).unwrap().drain_delay,
+            Duration::ZERO
+        );
+        let err = load(&[("SEVA_DRAIN_DELAY", "-1")]).unwrap_err();
+        assert_eq!(err.key, "SEVA_DRAIN_DELAY");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! * [`channels`] — the channel adapters wired to the runtime: sinks, senders, routes, tasks.
 //! * [`chat`] — `seva chat`, the terminal channel.
 //! * [`officer`] — the officer API under `/api/v1`, its tokens, audit log and shell commands.
-//! * [`http`] — the HTTP routes `/healthz` and `/readyz` (webhooks and the officer API merge in).
+//! * [`http`] — the HTTP routes `/healthz`, `/readyz` and `/metrics`, and the layer that
+//!   measures every route (webhooks and the officer API merge in).
+//! * [`metrics`] — the Prometheus series; [`drain`] — background work shutdown waits for.
 //! * [`cli`] — the `seva` command line.
 //! * [`clock`], [`logging`] — the injectable clock; log setup.
 
@@ -20,9 +22,11 @@ pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod drain;
 pub mod http;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod officer;
 pub mod outbox;
 pub mod runtime;
@@ -31,7 +35,7 @@ pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flows::message::Channel;
 use tokio::net::TcpListener;
@@ -69,7 +73,15 @@ pub fn senders(config: &Config) -> Vec<Arc<dyn ChannelSender>> {
 }
 
 /// `seva serve`: the HTTP server on `listener`, the outbox dispatcher and the sweeper, until
-/// `shutdown` resolves; then drains for at most `SEVA_SHUTDOWN_GRACE`.
+/// `shutdown` resolves; then drains within `SEVA_SHUTDOWN_GRACE`:
+///
+/// 1. `/readyz` answers 503 — for `SEVA_DRAIN_DELAY` if something has probed it (a load
+///    balancer), while everything else is still served;
+/// 2. the listener closes; requests in flight are answered; background tasks stop (the
+///    dispatcher after its current round, the sweeper between sweeps, Telegram polling);
+/// 3. the citizens' turns those requests started are finished;
+/// 4. the database is closed. Whatever is still running when the grace period is over is
+///    abandoned (its transaction rolls back; the next start picks it up) and `Ok` returned.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -118,12 +130,13 @@ pub async fn run_with(
     channels::spawn_tasks(&config, &runtime, stop_rx.clone(), &mut channel_tasks);
 
     let address = listener.local_addr()?;
-    let mut server_stop = stop_rx.clone();
-    let app = http::router(runtime.clone())
+    let readiness = http::Readiness::new();
+    let (close_tx, mut close_rx) = watch::channel(false);
+    let app = http::router(runtime.clone(), readiness.clone())
         .merge(channels::routes(&config, &runtime))
         .merge(officer::router(runtime.clone(), config.media_dir.clone()));
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
+    let server = axum::serve(listener, http::instrument(app)).with_graceful_shutdown(async move {
+        let _ = close_rx.wait_for(|close| *close).await;
     });
     let mut server = tokio::spawn(async move { server.await });
     tracing::info!(%address, "seva is listening");
@@ -132,28 +145,65 @@ pub async fn run_with(
         () = shutdown => None,
         result = &mut server => Some(result),
     };
-    tracing::info!("shutting down");
+    let grace = config.shutdown_grace;
+    let deadline = Instant::now() + grace;
+    readiness.drain();
+    if early.is_none() && readiness.probed() {
+        let delay = config.drain_delay.min(grace / 2);
+        tracing::info!(
+            ?delay,
+            ?grace,
+            "draining: /readyz answers 503 before the listener closes"
+        );
+        tokio::time::sleep(delay).await;
+    }
+    tracing::info!(
+        ?grace,
+        "shutting down: no new connections; finishing work in flight"
+    );
+    let _ = close_tx.send(true);
     let _ = stop_tx.send(true);
     let drain = async {
         let served = match early {
             Some(result) => result,
             None => server.await,
         };
+        // No request is in flight now, and polling has stopped: no new turn can start.
+        while channel_tasks.join_next().await.is_some() {}
+        let turns = runtime.in_flight().running();
+        if turns > 0 {
+            tracing::info!(turns, "waiting for citizens' turns in flight");
+        }
+        runtime.in_flight().idle().await;
         let _ = dispatch.await;
         let _ = sweeper.await;
-        while channel_tasks.join_next().await.is_some() {}
         served
     };
-    let served = tokio::time::timeout(config.shutdown_grace, drain).await;
-    store.close().await;
+    // A little of the grace is kept for closing the database and the process.
+    let reserve = (grace / 10).min(Duration::from_secs(1));
+    let served = tokio::time::timeout_at((deadline - reserve).into(), drain).await;
+    if served.is_err() {
+        tracing::warn!(
+            ?grace,
+            turns = runtime.in_flight().running(),
+            "shutdown grace period over; stopping anyway (unfinished work is picked up at the next start)"
+        );
+    }
+    // A connection still held by abandoned work must not hold the exit past the grace.
+    let closing = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    if tokio::time::timeout(closing, store.close()).await.is_err() {
+        tracing::warn!("database not closed cleanly; its journal makes that safe");
+    }
     match served {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(Error::Io(e)),
-        Ok(Err(join)) => Err(Error::Io(std::io::Error::other(join))),
-        Err(_) => {
-            tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace period over; stopping anyway");
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("seva stopped");
             Ok(())
         }
+        Ok(Ok(Err(e))) => Err(Error::Io(e)),
+        Ok(Err(join)) => Err(Error::Io(std::io::Error::other(join))),
+        Err(_) => Ok(()),
     }
 }
 

@@ -28,6 +28,8 @@ use flows::stations::Directory;
 use tokio::sync::{Mutex, Notify};
 
 use crate::clock::Clock;
+use crate::drain::InFlight;
+use crate::metrics;
 pub use crate::store::Accepted;
 use crate::store::{
     Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport, Turn,
@@ -120,6 +122,8 @@ struct Inner {
     locks: DashMap<i64, Arc<Mutex<()>>>,
     /// Woken after every commit that wrote outbox rows.
     wake: Arc<Notify>,
+    /// Background work (citizens' turns after a webhook answered) that shutdown waits for.
+    in_flight: InFlight,
 }
 
 /// Builds a [`Runtime`]; everything but the store has a production default.
@@ -185,6 +189,7 @@ impl RuntimeBuilder {
                 events: self.events,
                 locks: DashMap::new(),
                 wake: self.wake,
+                in_flight: InFlight::new(),
             }),
         }
     }
@@ -244,9 +249,28 @@ impl Runtime {
         self.inner.wake.clone()
     }
 
+    /// Spawns background work that shutdown waits for (within `SEVA_SHUTDOWN_GRACE`): a
+    /// citizen's turn after its webhook answered, a read receipt.
+    pub fn spawn_tracked<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.in_flight.spawn(task);
+    }
+
+    /// The work started with [`Runtime::spawn_tracked`], for shutdown to wait on.
+    pub fn in_flight(&self) -> &InFlight {
+        &self.inner.in_flight
+    }
+
     /// Transaction 1. A duplicate provider id changes nothing.
     pub async fn accept(&self, msg: &Inbound) -> Result<Accepted, RuntimeError> {
-        Ok(self.inner.store.accept(msg, self.inner.clock.now()).await?)
+        let accepted = self.inner.store.accept(msg, self.inner.clock.now()).await?;
+        match accepted {
+            Accepted::New { .. } => metrics::inbound(msg.channel, &msg.body),
+            Accepted::Duplicate { .. } => metrics::duplicate(msg.channel),
+        }
+        Ok(accepted)
     }
 
     /// Accepts, then processes the citizen's turn if the message was new.
@@ -310,6 +334,8 @@ impl Runtime {
         };
 
         let mut done = Processed::default();
+        // Counted once the turn is committed.
+        let (mut journeys, mut failures) = (Vec::new(), Vec::new());
         let now = self.inner.clock.now();
         for row in rows {
             turn.savepoint().await?;
@@ -318,6 +344,7 @@ impl Runtime {
                 .await
             {
                 Ok((next, replies)) => {
+                    journeys.push(metrics::journey(&state, &next));
                     for (lang, reply) in &replies {
                         self.enqueue_reply(&mut turn, *lang, reply, now).await?;
                     }
@@ -329,6 +356,7 @@ impl Runtime {
                 }
                 Err(e) => {
                     turn.rollback_to_savepoint().await?;
+                    failures.push(e.kind());
                     tracing::warn!(
                         citizen = citizen_id,
                         inbox = row.id,
@@ -354,6 +382,8 @@ impl Runtime {
         }
         turn.save_conversation(&state.to_json(), now).await?;
         turn.commit().await?;
+        journeys.into_iter().for_each(metrics::dialogue_step);
+        failures.into_iter().for_each(metrics::message_failed);
         tracing::info!(
             citizen = citizen_id,
             messages = done.messages,
@@ -501,6 +531,7 @@ impl Runtime {
                     new,
                 } => {
                     if new {
+                        metrics::report_filed(report.kind.as_str(), turn.citizen().channel);
                         tracing::info!(
                             citizen = turn.citizen().id,
                             reference = %reference,

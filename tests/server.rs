@@ -35,73 +35,74 @@ fn client() -> reqwest::Client {
 
 #[tokio::test]
 async fn serve_answers_health_and_readiness_delivers_the_outbox_and_stops_cleanly() {
-    let h = Harness::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    assert!(address.ip().is_loopback());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let fake = FakeSender::new(Channel::Terminal);
-    let senders: Vec<Arc<dyn ChannelSender>> = vec![fake.clone()];
-    let server = tokio::spawn(seva::run_with(
-        config(&h),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-        senders,
-    ));
+    for h in common::backends().await {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        assert!(address.ip().is_loopback());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let fake = FakeSender::new(Channel::Terminal);
+        let senders: Vec<Arc<dyn ChannelSender>> = vec![fake.clone()];
+        let server = tokio::spawn(seva::run_with(
+            config(&h),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+            senders,
+        ));
 
-    let http = client();
-    let health = http
-        .get(format!("http://{address}/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = http
-        .get(format!("http://{address}/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    assert_eq!(ready.text().await.unwrap(), "ready");
-
-    // A turn taken by another process on the same file (here: another runtime) is delivered
-    // by serve's dispatcher at its next poll.
-    let rt = h.runtime();
-    rt.handle(&common::text("asha", "m1", "hello"))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while fake.delivered().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve's dispatcher did not deliver"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    stop.send(()).unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(result.is_ok(), "{result:?}");
-    assert!(
-        http.get(format!("http://{address}/healthz"))
+        let http = client();
+        let health = http
+            .get(format!("http://{address}/healthz"))
             .send()
             .await
-            .is_err(),
-        "still listening"
-    );
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = http
+            .get(format!("http://{address}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        assert_eq!(ready.text().await.unwrap(), "ready");
+
+        // A turn taken by another process on the same file (here: another runtime) is delivered
+        // by serve's dispatcher at its next poll.
+        let rt = h.runtime();
+        rt.handle(&common::text("asha", "m1", "hello"))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while fake.delivered().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "serve's dispatcher did not deliver"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        stop.send(()).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert!(
+            http.get(format!("http://{address}/healthz"))
+                .send()
+                .await
+                .is_err(),
+            "still listening"
+        );
+    }
 }
 
 #[tokio::test]
 async fn readiness_fails_without_migrations() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("empty.db").display());
-    let store = seva::store::Store::connect(&url).await.unwrap();
-    assert!(store.ready().await.is_err());
-    store.migrate().await.unwrap();
-    assert!(store.ready().await.is_ok());
+    for db in common::TestDb::all().await {
+        let store = seva::store::Store::connect(&db.url).await.unwrap();
+        assert!(store.ready().await.is_err());
+        store.migrate().await.unwrap();
+        assert!(store.ready().await.is_ok());
+    }
 }

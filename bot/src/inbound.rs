@@ -190,6 +190,9 @@ fn from_message(update_id: u32, msg: &Message) -> TelegramEvent {
         MessageKind::PassportData(_) => unsupported("passport_data"),
         MessageKind::Giveaway(_) => unsupported("giveaway"),
         MessageKind::Invoice(_) => unsupported("invoice"),
+        // Content teloxide does not know yet (a type Telegram added later): the citizen sent
+        // something, so they are told what Seva can read rather than met with silence.
+        MessageKind::Empty {} => unsupported("unknown"),
         // Service messages (a pin, an auto-delete timer, a payment receipt, …) say nothing.
         _ => return ignored(update_id, "service message"),
     };
@@ -394,6 +397,24 @@ fn strip_bot_mention(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_message_of_unknown_content_is_answered_not_ignored() {
+        let raw = br#"{"update_id": 9, "message": {"message_id": 1, "date": 1700000000,
+            "from": {"id": 5, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 5, "type": "private", "first_name": "A"},
+            "hologram": {"x": 1}}}"#;
+        let events = translate(&parse_update(raw).unwrap());
+        match &events[..] {
+            [TelegramEvent::Message(m, None)] => assert_eq!(
+                m.body,
+                Body::Unsupported {
+                    what: "unknown".into()
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn phone_numbers_gain_a_plus_and_lose_formatting() {

@@ -10,6 +10,9 @@
 //!   /webhook/telegram` route.
 //! * `testing` (feature `testing`) — an in-process fake Bot API for end-to-end tests.
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inbound;
 pub mod render;
 pub mod sender;

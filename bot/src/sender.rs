@@ -47,8 +47,31 @@ pub enum TelegramError {
     BadApiUrl,
     #[error("TELEGRAM_WEBHOOK_URL is not a usable https URL")]
     BadWebhookUrl,
-    #[error("Telegram request failed: {0}")]
+    #[error("Telegram request failed: {}", loggable(.0))]
     Request(#[from] RequestError),
+}
+
+/// A Bot API error as a log line may show it. teloxide's own text for an answer it could not
+/// parse quotes the whole answer — to `getUpdates` or `sendMessage` that is citizens' messages,
+/// names and numbers — so that one is reduced to serde's category and position.
+pub fn loggable(err: &RequestError) -> String {
+    match err {
+        RequestError::InvalidJson { source, .. } => {
+            format!("unparsable Bot API answer ({})", json_position(source))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A JSON error without the values serde quotes (`invalid type: string "…"`): its category
+/// and position only.
+pub fn json_position(err: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {}, column {}",
+        err.classify(),
+        err.line(),
+        err.column()
+    )
 }
 
 /// Builds a `Bot` that sends every call to `{api_url}/bot{token}/{method}`.
@@ -155,7 +178,7 @@ impl TelegramSender {
                 Ok(sent) => last_id = sent.id.0.to_string(),
                 Err(err) => {
                     let outcome = classify(&err);
-                    tracing::warn!(error = %err, ?outcome, "telegram sendMessage failed");
+                    tracing::warn!(error = %loggable(&err), ?outcome, "telegram sendMessage failed");
                     return outcome;
                 }
             }
@@ -375,6 +398,22 @@ pub fn is_conflict(err: &RequestError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unparsable_answer_is_not_quoted_in_logs() {
+        let raw = r#"{"ok":true,"result":[{"message":{"text":"my number is 9812345678"}}]}"#;
+        let source = serde_json::from_str::<i64>("\"my number is 9812345678\"").unwrap_err();
+        let err = RequestError::InvalidJson {
+            source: std::sync::Arc::new(source),
+            raw: raw.into(),
+        };
+        assert!(err.to_string().contains("9812345678"), "teloxide quotes it");
+        let shown = loggable(&err);
+        assert!(!shown.contains("9812345678"), "{shown}");
+        assert!(shown.contains("line 1"), "{shown}");
+        let wrapped = TelegramError::Request(err).to_string();
+        assert!(!wrapped.contains("9812345678"), "{wrapped}");
+    }
 
     fn api(description: &str) -> RequestError {
         let err: ApiError =

@@ -27,7 +27,9 @@ use teloxide::payloads::GetUpdatesSetters;
 use teloxide::requests::{Request as _, Requester};
 
 use crate::inbound::{TelegramEvent, parse_update, translate, translate_all};
-use crate::sender::{TelegramError, TelegramSender, allowed_updates, classify, is_conflict};
+use crate::sender::{
+    TelegramError, TelegramSender, allowed_updates, classify, is_conflict, json_position, loggable,
+};
 
 /// The route Telegram posts updates to in webhook mode.
 pub const WEBHOOK_PATH: &str = "/webhook/telegram";
@@ -120,7 +122,7 @@ pub async fn run_polling(
                 Err(TelegramError::Request(err))
                     if matches!(classify(&err), SendOutcome::Permanent { .. }) =>
                 {
-                    tracing::warn!(error = %err, "telegram deleteWebhook refused; polling anyway");
+                    tracing::warn!(error = %loggable(&err), "telegram deleteWebhook refused; polling anyway");
                     break;
                 }
                 Err(err) => {
@@ -199,7 +201,7 @@ pub async fn run_polling(
             Err(err) => {
                 failures += 1;
                 let wait = backoff(config.initial_backoff, config.max_backoff, failures);
-                tracing::warn!(error = %err, ?wait, "telegram getUpdates failed; backing off");
+                tracing::warn!(error = %loggable(&err), ?wait, "telegram getUpdates failed; backing off");
                 wait
             }
         };
@@ -281,8 +283,8 @@ struct WebhookState {
 
 /// Seva's own `POST /webhook/telegram` (webhook mode). Merge it into the main router.
 ///
-/// * `X-Telegram-Bot-Api-Secret-Token` must equal `secret` (compared in constant time) → else
-///   401, before the body is read. An empty `secret` refuses everything.
+/// * `X-Telegram-Bot-Api-Secret-Token` must be sent once and equal `secret` (compared in
+///   constant time) → else 401, before the body is read. An empty `secret` refuses everything.
 /// * Bodies over [`MAX_WEBHOOK_BODY`] → 413; not an update → 400 (Telegram will not resend
 ///   what can never be read).
 /// * `sink.accept` fails → 500, so Telegram delivers the update again later; stored → 200.
@@ -302,11 +304,13 @@ pub fn webhook_router(
 }
 
 async fn webhook(State(state): State<WebhookState>, request: Request) -> StatusCode {
-    let given = request
-        .headers()
-        .get(SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
+    // Exactly one header: a repeated one is refused whatever its values, as a forged request
+    // would otherwise pick which copy is read.
+    let mut values = request.headers().get_all(SECRET_HEADER).iter();
+    let given = match (values.next(), values.next()) {
+        (Some(v), None) => v.as_bytes(),
+        _ => &[],
+    };
     let expected = state.secret.as_bytes();
     if expected.is_empty() || !bool::from(given.ct_eq(expected)) {
         tracing::warn!("telegram webhook: wrong or missing secret token");
@@ -319,8 +323,8 @@ async fn webhook(State(state): State<WebhookState>, request: Request) -> StatusC
     let update = match parse_update(&body) {
         Ok(update) => update,
         Err(err) => {
-            // serde_json's message names a position, never content.
-            tracing::warn!(error = %err, "telegram webhook: body is not an update");
+            // Position only: serde_json's own message may quote a value from the body.
+            tracing::warn!(error = %json_position(&err), "telegram webhook: body is not an update");
             return StatusCode::BAD_REQUEST;
         }
     };

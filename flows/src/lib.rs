@@ -19,6 +19,9 @@ pub mod catalog;
 pub mod delivery;
 pub mod effect;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod journeys;
 pub mod lang;
 pub mod message;

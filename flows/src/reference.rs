@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// The three kinds of report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,12 +107,21 @@ impl Reference {
         damm(std::iter::once(self.kind.value()).chain(self.body))
     }
 
-    /// Reads a reference the way citizens type it: any case, with or without dashes or spaces,
-    /// Devanagari digits, and I/L read as 1, O as 0 after the kind letter.
+    /// Reads a reference the way citizens type it: any case, with or without dashes (of any
+    /// kind) or spaces, invisible zero-width characters ignored, Devanagari digits, and I/L
+    /// read as 1, O as 0 after the kind letter. Look-alike letters of other scripts (a Cyrillic
+    /// `С`) are not Latin letters: such a reference is malformed.
     pub fn parse(input: &str) -> Result<Reference, ReferenceError> {
         let mut chars = input
             .chars()
-            .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '–' | '—' | '_' | '.' | '/'))
+            .filter(|c| {
+                !c.is_whitespace()
+                    && !crate::understand::words::is_zero_width(*c)
+                    && !matches!(
+                        c,
+                        '-' | '–' | '—' | '‐' | '‑' | '−' | '－' | '_' | '.' | '/'
+                    )
+            })
             .map(|c| {
                 crate::understand::digits::ascii_digit(c)
                     .unwrap_or(c)
@@ -275,6 +284,18 @@ mod tests {
                 let s: String = s.into_iter().collect();
                 assert!(Reference::parse(&s).is_err(), "{s} accepted (from {r})");
             }
+        }
+    }
+
+    #[test]
+    fn zero_width_characters_and_unicode_dashes_are_ignored() {
+        let r = Reference::parse("C-7K3Q-9XM4-R").unwrap();
+        for typed in [
+            "C\u{200B}-7K3Q-9XM4-R\u{FEFF}",
+            "C‐7K3Q‑9XM4−R",
+            "C－7K3Q－9XM4－R",
+        ] {
+            assert_eq!(Reference::parse(typed), Ok(r), "{typed:?}");
         }
     }
 

@@ -18,7 +18,7 @@ alter table outbox add column wa_wait_after_inbox bigint;
 alter table outbox add column wa_templated_at bigint;
 -- Request bodies of this row already accepted by Meta (a long reply is several messages), so a
 -- retry after a later part failed does not resend the earlier ones.
-alter table outbox add column wa_parts_sent integer not null default 0;
+alter table outbox add column wa_parts_sent bigint not null default 0;
 
 create index outbox_provider on outbox (channel, provider_id);
 -- "Has the citizen written since?" is a look at their latest inbox id.
@@ -45,7 +45,7 @@ create table whatsapp_media (
     status text not null default 'pending' check (status in ('pending', 'downloading', 'done', 'failed')),
     path text,
     bytes bigint,
-    attempts integer not null default 0,
+    attempts bigint not null default 0,
     next_attempt_at bigint not null,
     last_error text,
     created_at bigint not null,

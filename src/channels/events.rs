@@ -25,6 +25,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::{Config, EventsConfig, Secret};
+use crate::metrics;
 use crate::outbox::{ChannelSender, OutboundMessage};
 
 /// When the receiver asks us to wait (429) without saying how long.
@@ -125,7 +126,7 @@ impl ChannelSender for EventsSender {
             .body(body)
             .send()
             .await;
-        match result {
+        let outcome = match result {
             Ok(resp) => {
                 let retry_after = resp
                     .headers()
@@ -150,7 +151,9 @@ impl ChannelSender for EventsSender {
                     "event request failed".to_owned()
                 },
             },
-        }
+        };
+        metrics::provider_outcome(Channel::Events, &outcome);
+        outcome
     }
 }
 

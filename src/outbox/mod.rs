@@ -3,7 +3,13 @@
 //! dead letter).
 //!
 //! Delivery is at least once: a crash between a provider's answer and our record of it leaves
-//! the row in `sending`, and [`Dispatcher::recover`] puts it back to pending at the next start.
+//! the row in `sending`, and it is put back to pending when a dispatcher next takes the
+//! channel over (at the next start; with replicas on PostgreSQL, when another replica takes
+//! the dead one's lead), or claimed again once its lease ran out ([`crate::store::CLAIM_LEASE`]).
+//!
+//! Replicas on one PostgreSQL: [`Dispatcher::run`] dispatches a channel only while it holds
+//! that channel's lead ([`Store::lead`]), so one replica sends per provider and the pacing holds
+//! for the fleet; rows are claimed with `for update skip locked` all the same.
 
 pub mod terminal;
 
@@ -22,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::store::{Claim, OutboxKind, OutboxRow, SendRecord, Store, StoreError};
+use crate::store::{Claim, Leader, OutboxKind, OutboxRow, SendRecord, Store, StoreError};
 
 /// How often the dispatcher looks for due rows when nobody wakes it.
 const POLL: Duration = Duration::from_secs(1);
@@ -237,29 +243,44 @@ impl Dispatcher {
                     continue;
                 }
             };
+            let recorder = self.recorder();
+            let claimed = row.clone();
             let handle = sends.spawn(async move {
                 if let Some(pacer) = &lane.pacer {
                     pacer.wait().await;
                 }
-                lane.sender.send(&msg).await
+                let outcome = lane.sender.send(&msg).await;
+                recorder.record(&claimed, outcome).await
             });
             in_flight.insert(handle.id(), row);
         }
+        // Every send finishes (and is recorded) before an error is returned: a send dropped
+        // halfway would leave its row `sending` until another dispatcher takes it back.
+        let mut failed = None;
         while let Some(joined) = sends.join_next_with_id().await {
-            let (task, outcome) = match joined {
-                Ok((task, outcome)) => (task, outcome),
-                Err(e) => (
-                    e.id(),
-                    SendOutcome::Transient {
-                        reason: format!("sender failed: {e}"),
-                    },
-                ),
+            let recorded = match joined {
+                Ok((task, recorded)) => {
+                    in_flight.remove(&task);
+                    recorded
+                }
+                Err(e) => match in_flight.remove(&e.id()) {
+                    Some(row) => {
+                        let outcome = SendOutcome::Transient {
+                            reason: format!("sender failed: {e}"),
+                        };
+                        self.record(&row, outcome).await
+                    }
+                    None => Ok(()),
+                },
             };
-            if let Some(row) = in_flight.remove(&task) {
-                self.record(&row, outcome).await?;
+            if let Err(e) = recorded {
+                failed.get_or_insert(e);
             }
         }
-        Ok(handled)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(handled),
+        }
     }
 
     fn message(&self, row: &OutboxRow) -> Result<OutboundMessage, String> {
@@ -285,8 +306,127 @@ impl Dispatcher {
     }
 
     async fn record(&self, row: &OutboxRow, outcome: SendOutcome) -> Result<(), StoreError> {
+        self.recorder().record(row, outcome).await
+    }
+
+    fn recorder(&self) -> Recorder {
+        Recorder {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            policy: self.policy,
+        }
+    }
+
+    /// Runs until `stop` turns true (or its sender is dropped): recovers crashed rows, then
+    /// drains due rows whenever `wake` is notified and at least every second.
+    pub async fn run(mut self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        // Connections of its own: what a provider accepted is recorded at once, not after the
+        // webhooks' and turns' work on the shared pool (a crash then resends less).
+        match self.store.own_pool().await {
+            Ok(own) => self.store = own,
+            Err(e) => tracing::warn!(error = %e, "outbox dispatcher shares the main pool"),
+        }
+        // Rows another replica's turns write wake this one too (PostgreSQL).
+        self.store
+            .forward_outbox_wakeups(wake.clone(), stop.clone());
+        // Replicas on one PostgreSQL: each channel is dispatched by one leader at a time, so
+        // pacing holds for the fleet. On SQLite the lead is held at once.
+        let leaders: Vec<(Channel, Leader)> = self
+            .channels
+            .iter()
+            .map(|c| {
+                let role = format!("dispatch:{}", c.as_str());
+                (*c, self.store.lead(&role, stop.clone()))
+            })
+            .collect();
+        // The channels this dispatcher leads and has recovered.
+        let mut led: Vec<Channel> = Vec::new();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            led = self.take_over(&leaders, led).await;
+            let busy = if led.is_empty() {
+                false
+            } else {
+                let claim = Claim {
+                    channels: &led,
+                    recipient: None,
+                    limit: BATCH,
+                };
+                match self.send_claimed(&claim).await {
+                    Ok(n) => n > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox dispatch failed");
+                        false
+                    }
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// The channels led now, given those `led` before: a channel whose lead was just taken is
+    /// recovered first (its rows left `sending` by a crash, or by the previous leader, are
+    /// pending again); one whose recovery failed is tried again next round.
+    async fn take_over(&self, leaders: &[(Channel, Leader)], led: Vec<Channel>) -> Vec<Channel> {
+        let mut now = Vec::with_capacity(leaders.len());
+        for (channel, leader) in leaders {
+            let leading = leader.is_leader();
+            let before = led.contains(channel);
+            if leading && !before {
+                match self.store.reset_sending(&[*channel], None).await {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(
+                                channel = channel.as_str(),
+                                rows = n,
+                                "outbox rows left sending by a crash are pending again"
+                            );
+                        }
+                        tracing::info!(channel = channel.as_str(), "dispatching this channel");
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = channel.as_str(), error = %e, "outbox recovery failed");
+                        continue;
+                    }
+                }
+            } else if !leading && before {
+                tracing::info!(
+                    channel = channel.as_str(),
+                    "another replica dispatches this channel now"
+                );
+            }
+            if leading {
+                now.push(*channel);
+            }
+        }
+        now
+    }
+}
+
+/// What recording a send's outcome needs. Each send's task records its own outcome the moment
+/// the provider answered, so a crash leaves as few sent-but-unrecorded rows (to be sent again)
+/// as possible.
+#[derive(Clone)]
+struct Recorder {
+    store: Store,
+    clock: Clock,
+    policy: RetryPolicy,
+}
+
+impl Recorder {
+    async fn record(&self, row: &OutboxRow, outcome: SendOutcome) -> Result<(), StoreError> {
         let now = self.clock.now();
         let tried = row.attempts + 1;
+        crate::metrics::outbox_send(row.channel, &outcome);
         let (record, attempts) = match outcome {
             SendOutcome::Sent { provider_id } => (SendRecord::Sent { provider_id }, tried),
             // The provider's own pacing is not the message's fault: it does not count.
@@ -333,38 +473,5 @@ impl Dispatcher {
             }
         };
         self.store.record_send(row.id, &record, attempts, now).await
-    }
-
-    /// Runs until `stop` turns true (or its sender is dropped): recovers crashed rows, then
-    /// drains due rows whenever `wake` is notified and at least every second.
-    pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        match self.recover().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                rows = n,
-                "outbox rows left sending by a crash are pending again"
-            ),
-            Err(e) => tracing::warn!(error = %e, "outbox recovery failed"),
-        }
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            let busy = match self.run_once().await {
-                Ok(n) => n > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox dispatch failed");
-                    false
-                }
-            };
-            if busy {
-                continue;
-            }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                changed = stop.changed() => if changed.is_err() { return },
-            }
-        }
     }
 }

@@ -3,32 +3,46 @@
 //! [`Store`] is the pool-level API (transaction 1, the outbox, the CLI); [`Turn`] is transaction
 //! 2, opened by [`Store::lock_citizen`] and holding that citizen's lock until commit.
 //!
-//! Only SQLite is implemented. The statements are plain lowercase SQL with runtime binding; the
-//! SQLite-only parts are marked where they sit (`begin immediate` as the lock, `max()` as a
-//! scalar, `returning` after `update`). A PostgreSQL store follows the same method list over
-//! `migrations/postgres`: `select … for update` on the citizen row for [`Store::lock_citizen`]
-//! and `for update skip locked` in [`Store::claim_due`].
+//! One copy of the SQL serves both backends, through sqlx's `Any` driver: statements use `$1`,
+//! `$2`, … placeholders (SQLite reads `$N` as the N-th argument too), integers are `bigint` in
+//! PostgreSQL so they decode as `i64` everywhere, flags are 0/1 integers in both, and new ids
+//! come back with `returning id`. The few statements that differ ask [`Backend`]:
 //!
-//! SQLite runs in WAL mode with `synchronous=NORMAL`, a busy timeout and foreign keys, and every
-//! write transaction starts with `begin immediate`: a deferred transaction that reads and then
-//! writes fails with "busy" when `serve`, `seva chat` and the CLI share the file.
+//! * the write transaction: `begin immediate` on SQLite (see below), plain `begin` on PostgreSQL;
+//! * the citizen lock: on PostgreSQL, `select … for no key update` on the citizen row (it does
+//!   not block the foreign-key checks of rows pointing at the citizen); on SQLite, the write
+//!   transaction holds the whole database, which covers the citizen;
+//! * claiming (outbox rows, media downloads): `for update skip locked` on PostgreSQL, so
+//!   replicas never claim the same row and never wait for each other's claims;
+//! * leadership ([`Store::lead`]): a PostgreSQL advisory lock held on a dedicated connection;
+//!   trivially held on SQLite, where one process owns the file.
+//!
+//! SQLite runs in WAL mode with `synchronous=NORMAL`, a busy timeout and foreign keys (set on
+//! every new connection), and every write transaction starts with `begin immediate`: a deferred
+//! transaction that reads and then writes fails with "busy" when `serve`, `seva chat` and the
+//! CLI share the file.
+//!
+//! Migrations are embedded per backend, `migrations/sqlite` and `migrations/postgres`, paired
+//! under identical file names (a test checks that they match).
 
+mod leader;
 mod reports;
 pub mod telegram;
 mod turn;
+mod wakeup;
 mod whatsapp;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flows::Lang;
 use flows::message::{Channel, Inbound};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
+pub use leader::Leader;
 pub use reports::{
     Actor, AttachmentRecord, AuditEntry, ChangeFailure, Changed, EVENTS_RECIPIENT, HistoryEntry,
     Notices, Officer, ReportDetail, ReportFilter, ReportRecord, Scope,
@@ -36,10 +50,26 @@ pub use reports::{
 pub use turn::{Filing, StoredReport, Turn};
 pub use whatsapp::{MediaJob, MediaRecord, StatusApplied, WhatsappSendState};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// How long a writer waits for another process's write transaction before giving up.
+/// How long a SQLite writer waits for another process's write transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connections of the main pool `serve`, `seva chat` and the CLI open.
+const POOL_SIZE_SQLITE: u32 = 4;
+const POOL_SIZE_POSTGRES: u32 = 10;
+
+/// Connections of the small pools channel senders open beside the main one.
+const SMALL_POOL_SIZE: u32 = 2;
+
+/// How long a claimed outbox row stays `sending` before another dispatcher may claim it again
+/// (its dispatcher is presumed dead or stuck). A send, paced and with its HTTP timeout, takes
+/// far less; a dispatcher taking over a channel does not wait for it (see
+/// [`Store::reset_sending`]).
+pub const CLAIM_LEASE: i64 = 60;
+
+type Tx = Transaction<'static, Any>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,10 +91,86 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Which database a [`Store`] runs on, from the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://…`: one file, one process writing at a time.
+    Sqlite,
+    /// `postgres://…` (or `postgresql://…`): shared by any number of `seva serve` replicas.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of_url(url: &str) -> Result<Backend> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StoreError::Unsupported(
+                "SEVA_DATABASE_URL must start with sqlite:// or postgres://".to_owned(),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The statement that opens a write transaction. SQLite: `begin immediate` takes the
+    /// database's write lock up front, so a transaction that reads then writes never fails
+    /// with "busy" halfway.
+    fn begin(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "begin immediate",
+            Backend::Postgres => "begin",
+        }
+    }
+
+    /// Appended to a `select` in a write transaction that goes on to change the rows it read.
+    /// SQLite's write transaction already excludes every other writer.
+    fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " for update",
+        }
+    }
+
+    /// Appended to the `select` of a claim: rows another replica is claiming are skipped, not
+    /// waited for.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " for update skip locked",
+        }
+    }
+
+    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+}
+
 /// Seva's database. Cheap to clone (a pool handle).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// For the dedicated connections of [`Store::lead`]. Never printed: it may hold a password.
+    url: Arc<str>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A citizen: one channel identity.
@@ -147,7 +253,8 @@ impl OutboxKind {
 pub enum OutboxStatus {
     /// Waiting for its `next_attempt_at`.
     Pending,
-    /// Claimed by a dispatcher; reset to pending at start if a crash left it here.
+    /// Claimed by a dispatcher until its lease ends ([`CLAIM_LEASE`]); a dispatcher that takes
+    /// over a channel puts it back to pending, and an expired lease lets it be claimed again.
     Sending,
     Sent,
     /// Gave up: a permanent failure or too many attempts. `seva outbox retry` revives it.
@@ -240,7 +347,7 @@ const OUTBOX_COLUMNS: &str = "id, citizen_id, channel, recipient, kind, content,
 const CITIZEN_COLUMNS: &str = "id, channel, external_id, lang, phone, pushes_enabled, unreachable, created_at, last_inbound_at";
 
 impl Store {
-    /// Connects (creating the SQLite file and its directory) and applies migrations.
+    /// Connects (creating a SQLite file and its directory) and applies migrations.
     pub async fn open(url: &str) -> Result<Store> {
         let store = Store::connect(url).await?;
         store.migrate().await?;
@@ -249,33 +356,67 @@ impl Store {
 
     /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Store> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::Unsupported(
-                "only sqlite:// database URLs are supported so far (PostgreSQL is planned)"
-                    .to_owned(),
-            ));
-        }
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let file = options.get_filename();
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
-            && file.as_os_str() != ":memory:"
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Ok(Store { pool })
+        let size = match Backend::of_url(url)? {
+            Backend::Sqlite => POOL_SIZE_SQLITE,
+            Backend::Postgres => POOL_SIZE_POSTGRES,
+        };
+        Store::connect_with(url, size).await
+    }
+
+    /// Connects a small pool without migrating: for a channel sender beside `serve`'s own pool.
+    pub async fn connect_small(url: &str) -> Result<Store> {
+        Store::connect_with(url, SMALL_POOL_SIZE).await
+    }
+
+    /// A small pool of its own on the same database, for work that must not queue behind the
+    /// main pool's (the dispatcher recording what a provider accepted).
+    pub async fn own_pool(&self) -> Result<Store> {
+        Store::connect_with(&self.url, SMALL_POOL_SIZE * 2).await
+    }
+
+    async fn connect_with(url: &str, max_connections: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url)?;
+                AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            let busy =
+                                format!("pragma busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+                            conn.execute(busy.as_str()).await?;
+                            conn.execute("pragma journal_mode = wal").await?;
+                            conn.execute("pragma synchronous = normal").await?;
+                            conn.execute("pragma foreign_keys = on").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect(url)
+                    .await?
+            }
+        };
+        Ok(Store {
+            pool,
+            backend,
+            url: url.into(),
+        })
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        self.backend.migrator().run(&self.pool).await?;
         Ok(())
     }
 
@@ -290,7 +431,12 @@ impl Store {
                 Err(sqlx::Error::Database(_)) => return Err(StoreError::NotMigrated),
                 Err(e) => return Err(e.into()),
             };
-        if MIGRATOR.iter().all(|m| applied.contains(&m.version)) {
+        if self
+            .backend
+            .migrator()
+            .iter()
+            .all(|m| applied.contains(&m.version))
+        {
             Ok(())
         } else {
             Err(StoreError::NotMigrated)
@@ -301,28 +447,38 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// A write transaction. SQLite: `begin immediate` takes the database's write lock up front.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("begin immediate").await?)
+    /// A write transaction (see [`Backend::begin`]).
+    async fn write(&self) -> Result<Tx> {
+        Ok(self.pool.begin_with(self.backend.begin()).await?)
     }
 
     /// Transaction 1: upserts the citizen and stores the message, unique on its provider id.
     /// A duplicate rolls back, so it changes nothing at all.
+    ///
+    /// The citizen's row is updated (and so, on PostgreSQL, locked) before the message is
+    /// inserted: two messages of one citizen arriving at two replicas get their inbox ids in
+    /// the order they commit, so no turn can see a later message before an earlier one.
     pub async fn accept(&self, msg: &Inbound, now: i64) -> Result<Accepted> {
         let payload = serde_json::to_string(msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.write().await?;
-        let existing: Option<i64> =
-            sqlx::query_scalar("select id from citizens where channel = ? and external_id = ?")
-                .bind(msg.channel.as_str())
-                .bind(&msg.sender)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let citizen_id = match existing {
-            Some(id) => id,
-            None => insert_citizen(&mut tx, msg.channel, &msg.sender, now).await?,
+        let citizen_id = upsert_citizen(&mut tx, msg.channel, &msg.sender, now).await?;
+        // The WhatsApp customer-service window opens when the citizen writes; the provider's
+        // timestamp is that moment, ours is the fallback.
+        let written = if msg.sent_at > 0 {
+            msg.sent_at.min(now)
+        } else {
+            now
         };
+        sqlx::query(
+            "update citizens set last_inbound_at = case when coalesce(last_inbound_at, 0) > $1 \
+             then last_inbound_at else $1 end where id = $2",
+        )
+        .bind(written)
+        .bind(citizen_id)
+        .execute(&mut *tx)
+        .await?;
         let inbox_id: Option<i64> = sqlx::query_scalar(
-            "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values (?, ?, ?, ?, ?) \
+            "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values ($1, $2, $3, $4, $5) \
              on conflict (channel, provider_id) do nothing returning id",
         )
         .bind(msg.channel.as_str())
@@ -336,18 +492,6 @@ impl Store {
             tx.rollback().await?;
             return Ok(Accepted::Duplicate { citizen_id });
         };
-        // The WhatsApp customer-service window opens when the citizen writes; the provider's
-        // timestamp is that moment, ours is the fallback.
-        let written = if msg.sent_at > 0 {
-            msg.sent_at.min(now)
-        } else {
-            now
-        };
-        sqlx::query("update citizens set last_inbound_at = max(coalesce(last_inbound_at, 0), ?) where id = ?")
-            .bind(written)
-            .bind(citizen_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(Accepted::New {
             citizen_id,
@@ -366,15 +510,7 @@ impl Store {
             return Ok(c);
         }
         let mut tx = self.write().await?;
-        let existing: Option<i64> =
-            sqlx::query_scalar("select id from citizens where channel = ? and external_id = ?")
-                .bind(channel.as_str())
-                .bind(external_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if existing.is_none() {
-            insert_citizen(&mut tx, channel, external_id, now).await?;
-        }
+        upsert_citizen(&mut tx, channel, external_id, now).await?;
         tx.commit().await?;
         self.find_citizen(channel, external_id)
             .await?
@@ -386,8 +522,9 @@ impl Store {
         channel: Channel,
         external_id: &str,
     ) -> Result<Option<Citizen>> {
-        let sql =
-            format!("select {CITIZEN_COLUMNS} from citizens where channel = ? and external_id = ?");
+        let sql = format!(
+            "select {CITIZEN_COLUMNS} from citizens where channel = $1 and external_id = $2"
+        );
         let row = sqlx::query(&sql)
             .bind(channel.as_str())
             .bind(external_id)
@@ -397,7 +534,7 @@ impl Store {
     }
 
     pub async fn citizen(&self, id: i64) -> Result<Option<Citizen>> {
-        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = ?");
+        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -415,11 +552,17 @@ impl Store {
     }
 
     /// Transaction 2 for one citizen: holds the citizen's lock until the [`Turn`] commits or
-    /// drops. SQLite: `begin immediate` locks the whole database, which covers the citizen;
-    /// PostgreSQL: `select … for update` on the citizen row.
+    /// drops, across every process on the database. SQLite: `begin immediate` locks the whole
+    /// database, which covers the citizen; PostgreSQL: `select … for no key update` on the
+    /// citizen row, which other turns of this citizen (on any replica) and transaction 1 of
+    /// their next message wait for.
     pub async fn lock_citizen(&self, citizen_id: i64) -> Result<Turn> {
         let mut tx = self.write().await?;
-        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = ?");
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " for no key update",
+        };
+        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = $1{lock}");
         let row = sqlx::query(&sql)
             .bind(citizen_id)
             .fetch_optional(&mut *tx)
@@ -428,19 +571,21 @@ impl Store {
             .map(|r| citizen_from_row(&r))
             .transpose()?
             .ok_or(StoreError::NotFound("citizen"))?;
-        Ok(Turn::new(tx, citizen))
+        Ok(Turn::new(tx, citizen, self.backend))
     }
 
     /// Writes one outbox row in its own transaction (pushes from the CLI, tests).
     pub async fn enqueue(&self, row: &NewOutbox, now: i64) -> Result<i64> {
         let mut tx = self.write().await?;
         let id = insert_outbox(&mut tx, row, now).await?;
+        wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    /// Puts rows a crashed dispatcher left in `sending` back to pending. Scoped to the channels
-    /// (and recipient) this process owns, so `seva chat` never resets `serve`'s in-flight rows.
+    /// Puts rows left in `sending` back to pending: a crashed dispatcher's (at start), or the
+    /// previous leader's when this dispatcher takes over a channel. Scoped to the channels (and
+    /// recipient) the caller owns, so `seva chat` never resets `serve`'s in-flight rows.
     pub async fn reset_sending(
         &self,
         channels: &[Channel],
@@ -450,11 +595,12 @@ impl Store {
             return Ok(0);
         }
         let mut sql = format!(
-            "update outbox set status = 'pending' where status = 'sending' and channel in ({})",
-            placeholders(channels.len())
+            "update outbox set status = 'pending', claimed_until = null where status = 'sending' \
+             and channel in ({})",
+            placeholders(1, channels.len())
         );
         if recipient.is_some() {
-            sql.push_str(" and recipient = ?");
+            sql.push_str(&format!(" and recipient = ${}", channels.len() + 1));
         }
         let mut q = sqlx::query(&sql);
         for c in channels {
@@ -469,35 +615,44 @@ impl Store {
         Ok(n)
     }
 
-    /// Claims due pending rows (marks them `sending`), at most one per recipient: a row waits
-    /// while an earlier row of the same recipient is pending or sending, so one recipient's
-    /// messages leave in id order even across retries. Dead rows do not hold later ones back.
+    /// Claims due rows (marks them `sending` for [`CLAIM_LEASE`] seconds), at most one per
+    /// recipient: a row waits while an earlier row of the same recipient is pending or
+    /// sending, so one recipient's messages leave in id order even across retries. Dead rows
+    /// do not hold later ones back. A `sending` row whose lease ran out is due again. On
+    /// PostgreSQL, rows another dispatcher is claiming at this moment are skipped.
     pub async fn claim_due(&self, claim: &Claim<'_>, now: i64) -> Result<Vec<OutboxRow>> {
         if claim.channels.is_empty() {
             return Ok(Vec::new());
         }
+        // $1 now, $2 lease end, $3.. channels, then the recipient, then the limit.
+        let mut n = 2 + claim.channels.len();
         let mut inner = format!(
-            "select o.id from outbox o where o.status = 'pending' and o.next_attempt_at <= ? and o.channel in ({})",
-            placeholders(claim.channels.len())
+            "select o.id from outbox o where ((o.status = 'pending' and o.next_attempt_at <= $1) \
+             or (o.status = 'sending' and coalesce(o.claimed_until, 0) < $1)) and o.channel in ({})",
+            placeholders(3, claim.channels.len())
         );
         if claim.recipient.is_some() {
-            inner.push_str(" and o.recipient = ?");
+            n += 1;
+            inner.push_str(&format!(" and o.recipient = ${n}"));
         }
-        inner.push_str(
+        n += 1;
+        inner.push_str(&format!(
             " and not exists (select 1 from outbox e where e.channel = o.channel and e.recipient = o.recipient \
-             and e.id < o.id and e.status in ('pending', 'sending')) order by o.id limit ?",
-        );
+             and e.id < o.id and e.status in ('pending', 'sending')) order by o.id limit ${n}{}",
+            self.backend.skip_locked()
+        ));
         let sql = format!(
-            "update outbox set status = 'sending' where id in ({inner}) returning {OUTBOX_COLUMNS}"
+            "update outbox set status = 'sending', claimed_until = $2 where id in ({inner}) \
+             returning {OUTBOX_COLUMNS}"
         );
-        let mut q = sqlx::query(&sql).bind(now);
+        let mut q = sqlx::query(&sql).bind(now).bind(now + CLAIM_LEASE);
         for c in claim.channels {
             q = q.bind(c.as_str());
         }
         if let Some(r) = claim.recipient {
             q = q.bind(r);
         }
-        q = q.bind(claim.limit);
+        q = q.bind(i64::from(claim.limit));
         let mut tx = self.write().await?;
         let rows = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
@@ -518,28 +673,46 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let q = match record {
-            SendRecord::Sent { provider_id } => {
-                sqlx::query("update outbox set status = 'sent', provider_id = ?, sent_at = ?, attempts = ? where id = ?")
-                    .bind(provider_id)
-                    .bind(now)
-            }
-            SendRecord::Retry { next_attempt_at, error } => sqlx::query(
-                "update outbox set status = 'pending', next_attempt_at = ?, last_error = ?, attempts = ? where id = ?",
+            SendRecord::Sent { provider_id } => sqlx::query(
+                "update outbox set status = 'sent', provider_id = $1, sent_at = $2, claimed_until = null, \
+                 attempts = $3 where id = $4",
+            )
+            .bind(provider_id)
+            .bind(now),
+            SendRecord::Retry {
+                next_attempt_at,
+                error,
+            } => sqlx::query(
+                "update outbox set status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = null, \
+                 attempts = $3 where id = $4",
             )
             .bind(next_attempt_at)
             .bind(error),
-            SendRecord::Dead { error } => {
-                sqlx::query("update outbox set status = 'dead', last_error = ?, attempts = ? where id = ?").bind(error)
-            }
+            SendRecord::Dead { error } => sqlx::query(
+                "update outbox set status = 'dead', last_error = $1, claimed_until = null, attempts = $2 \
+                 where id = $3",
+            )
+            .bind(error),
         };
         let mut tx = self.write().await?;
-        q.bind(attempts).bind(id).execute(&mut *tx).await?;
+        if self.backend == Backend::Postgres {
+            // No wait for the disk: the sooner a send is recorded, the fewer sends a crash of
+            // this process repeats. Lost only if PostgreSQL itself crashes in the next moment,
+            // and then the row is sent again (at least once) — never lost.
+            sqlx::query("set local synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        q.bind(i64::from(attempts))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>> {
-        let sql = format!("select {OUTBOX_COLUMNS} from outbox where id = ?");
+        let sql = format!("select {OUTBOX_COLUMNS} from outbox where id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -555,8 +728,11 @@ impl Store {
             "status <> 'sent'"
         };
         let sql =
-            format!("select {OUTBOX_COLUMNS} from outbox where {filter} order by id desc limit ?");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+            format!("select {OUTBOX_COLUMNS} from outbox where {filter} order by id desc limit $1");
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(outbox_from_row).collect()
     }
 
@@ -564,7 +740,11 @@ impl Store {
     /// status before the call; `sent` and `sending` rows are left alone.
     pub async fn retry_outbox(&self, id: i64, now: i64) -> Result<OutboxStatus> {
         let mut tx = self.write().await?;
-        let status: Option<String> = sqlx::query_scalar("select status from outbox where id = ?")
+        let sql = format!(
+            "select status from outbox where id = $1{}",
+            self.backend.for_update()
+        );
+        let status: Option<String> = sqlx::query_scalar(&sql)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -572,42 +752,66 @@ impl Store {
         let status = OutboxStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?;
         if matches!(status, OutboxStatus::Dead | OutboxStatus::Pending) {
-            sqlx::query("update outbox set status = 'pending', attempts = 0, next_attempt_at = ? where id = ?")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update outbox set status = 'pending', attempts = 0, next_attempt_at = $1 where id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         }
         tx.commit().await?;
         Ok(status)
     }
 }
 
-async fn insert_citizen(
-    tx: &mut Transaction<'static, Sqlite>,
-    channel: Channel,
-    external_id: &str,
-    now: i64,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+/// The SQLite URL with `mode=rwc` (create the file if missing), after creating its directory.
+fn sqlite_url(url: &str) -> Result<String> {
+    let options = SqliteConnectOptions::from_str(url)?;
+    let file = options.get_filename();
+    let memory = file.as_os_str() == ":memory:" || url.contains(":memory:");
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+        && !memory
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    if memory || url.contains("mode=") {
+        return Ok(url.to_owned());
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}mode=rwc"))
+}
+
+/// The citizen's id, inserting the citizen if new. `on conflict do nothing` rather than a
+/// look-up first: on PostgreSQL a concurrent insert of the same citizen (another replica)
+/// makes this wait for it, then find its row.
+async fn upsert_citizen(tx: &mut Tx, channel: Channel, external_id: &str, now: i64) -> Result<i64> {
+    let inserted: Option<i64> = sqlx::query_scalar(
         "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at) \
-         values (?, ?, 1, 0, ?) returning id",
+         values ($1, $2, 1, 0, $3) on conflict (channel, external_id) do nothing returning id",
     )
     .bind(channel.as_str())
     .bind(external_id)
     .bind(now)
-    .fetch_one(&mut **tx)
-    .await?)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(id);
+    }
+    Ok(
+        sqlx::query_scalar("select id from citizens where channel = $1 and external_id = $2")
+            .bind(channel.as_str())
+            .bind(external_id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }
 
-pub(crate) async fn insert_outbox(
-    tx: &mut Transaction<'static, Sqlite>,
-    row: &NewOutbox,
-    now: i64,
-) -> Result<i64> {
+pub(crate) async fn insert_outbox(tx: &mut Tx, row: &NewOutbox, now: i64) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
-         next_attempt_at, created_at) values (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) returning id",
+         next_attempt_at, created_at) values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) returning id",
     )
     .bind(row.citizen_id)
     .bind(row.channel.as_str())
@@ -616,13 +820,32 @@ pub(crate) async fn insert_outbox(
     .bind(&row.content)
     .bind(row.lang.map(Lang::code))
     .bind(now)
-    .bind(now)
     .fetch_one(&mut **tx)
     .await?)
 }
 
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// `sql` with each `?` replaced by `$1`, `$2`, … in order (for statements assembled from
+/// optional parts; they hold no `?` of their own).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `$from, $from+1, …`: `n` numbered placeholders.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -638,33 +861,43 @@ fn lang_of(s: Option<String>) -> Result<Option<Lang>> {
         .transpose()
 }
 
-fn citizen_from_row(r: &SqliteRow) -> Result<Citizen> {
+/// A 0/1 flag column (integers on both backends).
+fn flag(r: &AnyRow, column: &str) -> Result<bool> {
+    Ok(r.try_get::<i64, _>(column)? != 0)
+}
+
+/// A count column that fits `u32` (attempts, parts).
+fn count(r: &AnyRow, column: &str) -> Result<u32> {
+    Ok(r.try_get::<i64, _>(column)?.clamp(0, i64::from(u32::MAX)) as u32)
+}
+
+fn citizen_from_row(r: &AnyRow) -> Result<Citizen> {
     Ok(Citizen {
         id: r.try_get("id")?,
-        channel: channel_of(r.try_get("channel")?)?,
+        channel: channel_of(&r.try_get::<String, _>("channel")?)?,
         external_id: r.try_get("external_id")?,
         lang: lang_of(r.try_get("lang")?)?,
         phone: r.try_get("phone")?,
-        pushes_enabled: r.try_get("pushes_enabled")?,
-        unreachable: r.try_get("unreachable")?,
+        pushes_enabled: flag(r, "pushes_enabled")?,
+        unreachable: flag(r, "unreachable")?,
         created_at: r.try_get("created_at")?,
         last_inbound_at: r.try_get("last_inbound_at")?,
     })
 }
 
-fn outbox_from_row(r: &SqliteRow) -> Result<OutboxRow> {
+fn outbox_from_row(r: &AnyRow) -> Result<OutboxRow> {
     let kind: String = r.try_get("kind")?;
     let status: String = r.try_get("status")?;
     Ok(OutboxRow {
         id: r.try_get("id")?,
         citizen_id: r.try_get("citizen_id")?,
-        channel: channel_of(r.try_get("channel")?)?,
+        channel: channel_of(&r.try_get::<String, _>("channel")?)?,
         recipient: r.try_get("recipient")?,
         kind: OutboxKind::parse(&kind).ok_or_else(|| corrupt("outbox kind", &kind))?,
         content: r.try_get("content")?,
         lang: lang_of(r.try_get("lang")?)?,
         status: OutboxStatus::parse(&status).ok_or_else(|| corrupt("outbox status", &status))?,
-        attempts: r.try_get("attempts")?,
+        attempts: count(r, "attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
         provider_id: r.try_get("provider_id")?,
         last_error: r.try_get("last_error")?,

@@ -12,10 +12,13 @@ use flows::delivery::OutboxContent;
 use flows::message::Channel;
 use flows::reference::{Reference, ReportKind};
 use flows::stations::Directory;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
-use super::{Citizen, OutboxKind, Result, Store, StoreError, citizen_from_row, corrupt};
+use super::{
+    Backend, Citizen, OutboxKind, Result, Store, StoreError, Tx, citizen_from_row, corrupt,
+    numbered,
+};
 use crate::lifecycle::{self, Change, ChangeError};
 use crate::officer::notices;
 
@@ -70,7 +73,7 @@ impl Scope {
         }
     }
 
-    /// A SQL condition on `reports` and the value it binds, if any.
+    /// A SQL condition on `reports` and the value it binds, if any (`?` is numbered later).
     fn sql(&self) -> (&'static str, Option<&str>) {
         match self {
             Scope::State => ("1 = 1", None),
@@ -278,7 +281,7 @@ const REPORT_COLUMNS: &str = "id, reference, kind, citizen_id, category, descrip
 const HISTORY_COLUMNS: &str = "id, action, status, note, internal_note, actor, at, fir_number, \
      reason, found_ref, from_station, to_station";
 
-fn report_from_row(r: &SqliteRow) -> Result<ReportRecord> {
+fn report_from_row(r: &AnyRow) -> Result<ReportRecord> {
     let reference: String = r.try_get("reference")?;
     let kind: String = r.try_get("kind")?;
     let lang: String = r.try_get("lang")?;
@@ -307,7 +310,7 @@ fn report_from_row(r: &SqliteRow) -> Result<ReportRecord> {
     })
 }
 
-fn history_from_row(r: &SqliteRow) -> Result<HistoryEntry> {
+fn history_from_row(r: &AnyRow) -> Result<HistoryEntry> {
     Ok(HistoryEntry {
         id: r.try_get("id")?,
         action: r.try_get("action")?,
@@ -343,7 +346,7 @@ impl Store {
     ) -> Result<i64> {
         let mut tx = self.write().await?;
         let id = sqlx::query_scalar(
-            "insert into officers (name, scope, token_hash, created_at) values (?, ?, ?, ?) returning id",
+            "insert into officers (name, scope, token_hash, created_at) values ($1, $2, $3, $4) returning id",
         )
         .bind(name)
         .bind(scope.to_string())
@@ -358,13 +361,14 @@ impl Store {
     /// Revokes every live token of that officer name; returns how many.
     pub async fn revoke_officer(&self, name: &str, now: i64) -> Result<u64> {
         let mut tx = self.write().await?;
-        let n =
-            sqlx::query("update officers set revoked_at = ? where name = ? and revoked_at is null")
-                .bind(now)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let n = sqlx::query(
+            "update officers set revoked_at = $1 where name = $2 and revoked_at is null",
+        )
+        .bind(now)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(n)
     }
@@ -372,7 +376,7 @@ impl Store {
     /// The officer whose live token has this SHA-256 (hex).
     pub async fn officer_by_token_hash(&self, token_hash: &str) -> Result<Option<Officer>> {
         let row = sqlx::query(
-            "select id, name, scope from officers where token_hash = ? and revoked_at is null",
+            "select id, name, scope from officers where token_hash = $1 and revoked_at is null",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -408,18 +412,18 @@ impl Store {
         let sql = match reference {
             Some(_) => {
                 "select id, actor, officer_id, action, reference, detail, at from audit_log \
-                 where reference = ? order by id limit ?"
+                 where reference = $1 order by id limit $2"
             }
             None => {
                 "select id, actor, officer_id, action, reference, detail, at from audit_log \
-                 order by id limit ?"
+                 order by id limit $1"
             }
         };
         let mut q = sqlx::query(sql);
         if let Some(r) = reference {
             q = q.bind(r);
         }
-        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEntry {
@@ -478,6 +482,7 @@ impl Store {
             }
         }
         sql.push_str(" order by id desc limit ?");
+        let sql = numbered(&sql);
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = match b {
@@ -485,7 +490,10 @@ impl Store {
                 Bind::Int(i) => q.bind(i),
             };
         }
-        let rows = q.bind(filter.limit).fetch_all(&self.pool).await?;
+        let rows = q
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(report_from_row).collect()
     }
 
@@ -496,11 +504,12 @@ impl Store {
         reference: &Reference,
     ) -> Result<Option<ReportDetail>> {
         let mut conn = self.pool.acquire().await?;
-        let Some(report) = scoped_report(&mut conn, scope, reference).await? else {
+        let Some(report) = scoped_report(&mut conn, scope, reference, "").await? else {
             return Ok(None);
         };
-        let sql =
-            format!("select {HISTORY_COLUMNS} from report_history where report_id = ? order by id");
+        let sql = format!(
+            "select {HISTORY_COLUMNS} from report_history where report_id = $1 order by id"
+        );
         let history = sqlx::query(&sql)
             .bind(report.id)
             .fetch_all(&mut *conn)
@@ -509,7 +518,7 @@ impl Store {
             .map(history_from_row)
             .collect::<Result<Vec<_>>>()?;
         let attachments = sqlx::query(
-            "select n, kind, file_id, mime, caption from attachments where report_id = ? order by n",
+            "select n, kind, file_id, mime, caption from attachments where report_id = $1 order by n",
         )
         .bind(report.id)
         .fetch_all(&mut *conn)
@@ -527,8 +536,8 @@ impl Store {
         .collect::<Result<Vec<_>>>()?;
         let matches = sqlx::query_scalar(
             "select r.reference from report_matches m join reports r on r.id = \
-             (case when m.lost_report_id = ? then m.found_report_id else m.lost_report_id end) \
-             where m.lost_report_id = ? or m.found_report_id = ? order by m.matched_at, r.id",
+             (case when m.lost_report_id = $1 then m.found_report_id else m.lost_report_id end) \
+             where m.lost_report_id = $2 or m.found_report_id = $3 order by m.matched_at, r.id",
         )
         .bind(report.id)
         .bind(report.id)
@@ -555,7 +564,7 @@ impl Store {
         now: i64,
     ) -> Result<Changed, ChangeFailure> {
         let mut tx = self.write().await?;
-        let report = scoped_report(&mut tx, &actor.scope, reference)
+        let report = scoped_report(&mut tx, &actor.scope, reference, self.backend.for_update())
             .await?
             .ok_or(ChangeFailure::NotFound)?;
         let to = change.status.trim().to_owned();
@@ -588,7 +597,7 @@ impl Store {
                     .filter(|r| r.kind() == ReportKind::Found)
                     .ok_or_else(|| ChangeFailure::BadFoundRef(typed.clone()))?;
                 let exists: Option<i64> =
-                    sqlx::query_scalar("select id from reports where reference = ?")
+                    sqlx::query_scalar("select id from reports where reference = $1")
                         .bind(r.to_string())
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -600,9 +609,9 @@ impl Store {
         };
 
         sqlx::query(
-            "update reports set status = ?, updated_at = ?, \
-             fir_number = coalesce(?, fir_number), close_reason = coalesce(?, close_reason), \
-             found_ref = coalesce(?, found_ref) where id = ?",
+            "update reports set status = $1, updated_at = $2, \
+             fir_number = coalesce($3, fir_number), close_reason = coalesce($4, close_reason), \
+             found_ref = coalesce($5, found_ref) where id = $6",
         )
         .bind(&to)
         .bind(now)
@@ -614,7 +623,7 @@ impl Store {
         .await?;
         let sql = format!(
             "insert into report_history (report_id, action, status, note, internal_note, actor, at, \
-             fir_number, reason, found_ref) values (?, 'status', ?, ?, ?, ?, ?, ?, ?, ?) \
+             fir_number, reason, found_ref) values ($1, 'status', $2, $3, $4, $5, $6, $7, $8, $9) \
              returning {HISTORY_COLUMNS}"
         );
         let history = sqlx::query(&sql)
@@ -690,6 +699,9 @@ impl Store {
             event =
                 enqueue_event(&mut tx, &updated, body, format!("event:{history_id}"), now).await?;
         }
+        if pushed || event {
+            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
+        }
         tx.commit().await?;
         Ok(Changed {
             report: updated,
@@ -714,7 +726,7 @@ impl Store {
         now: i64,
     ) -> Result<Changed, ChangeFailure> {
         let mut tx = self.write().await?;
-        let report = scoped_report(&mut tx, &actor.scope, reference)
+        let report = scoped_report(&mut tx, &actor.scope, reference, self.backend.for_update())
             .await?
             .ok_or(ChangeFailure::NotFound)?;
         if !lifecycle::is_open(&report.status) {
@@ -731,7 +743,7 @@ impl Store {
         let note = note.map(str::trim).filter(|n| !n.is_empty());
 
         sqlx::query(
-            "update reports set station_id = ?, district_id = ?, updated_at = ? where id = ?",
+            "update reports set station_id = $1, district_id = $2, updated_at = $3 where id = $4",
         )
         .bind(&station.id)
         .bind(&station.district_id)
@@ -741,7 +753,7 @@ impl Store {
         .await?;
         let sql = format!(
             "insert into report_history (report_id, action, status, note, actor, at, from_station, \
-             to_station) values (?, 'transfer', ?, ?, ?, ?, ?, ?) returning {HISTORY_COLUMNS}"
+             to_station) values ($1, 'transfer', $2, $3, $4, $5, $6, $7) returning {HISTORY_COLUMNS}"
         );
         let history = sqlx::query(&sql)
             .bind(report.id)
@@ -821,6 +833,9 @@ impl Store {
             event =
                 enqueue_event(&mut tx, &updated, body, format!("event:{history_id}"), now).await?;
         }
+        if pushed || alerted || event {
+            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
+        }
         tx.commit().await?;
         Ok(Changed {
             report: updated,
@@ -836,7 +851,8 @@ impl Store {
 /// Inside the filing transaction (`Turn::file_report`): the new report's station alert and
 /// its `report.created` event.
 pub(super) async fn report_filed(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
+    backend: Backend,
     report_id: i64,
     notices: Notices<'_>,
     now: i64,
@@ -855,7 +871,7 @@ pub(super) async fn report_filed(
         let body = notices::event("report.created", now, &report, notices.stations, None);
         enqueue_event(tx, &report, body, format!("event:filed:{report_id}"), now).await?;
     }
-    match_lost_and_found(tx, &report, notices, now).await?;
+    match_lost_and_found(tx, backend, &report, notices, now).await?;
     Ok(())
 }
 
@@ -906,7 +922,8 @@ pub fn may_match(lost: &ReportRecord, found: &ReportRecord) -> bool {
 /// the same item, and notifies once per link: the lost item's owner (unless they stopped
 /// updates) and the Telegram chats of both reports' stations. No status changes.
 async fn match_lost_and_found(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
+    backend: Backend,
     report: &ReportRecord,
     notices: Notices<'_>,
     now: i64,
@@ -919,9 +936,21 @@ async fn match_lost_and_found(
     let Some(district) = report.district_id.as_deref() else {
         return Ok(0);
     };
+    // PostgreSQL: two lost and found reports of one item type and district filed at the same
+    // moment (two citizens, two replicas) would each miss the other, uncommitted. Matching
+    // takes turns per item type and district instead, as SQLite's single writer does.
+    if backend == Backend::Postgres {
+        sqlx::query(
+            "select pg_advisory_xact_lock(hashtextextended('seva:match:' || $1 || ':' || $2, 0))",
+        )
+        .bind(&report.category)
+        .bind(district)
+        .execute(&mut **tx)
+        .await?;
+    }
     let sql = format!(
-        "select {REPORT_COLUMNS} from reports where kind = ? and category = ? and district_id = ? \
-         and {open} and id <> ? order by id desc limit 100"
+        "select {REPORT_COLUMNS} from reports where kind = $1 and category = $2 and district_id = $3 \
+         and {open} and id <> $4 order by id desc limit 100"
     );
     let rows = sqlx::query(&sql)
         .bind(other_kind)
@@ -941,7 +970,7 @@ async fn match_lost_and_found(
             continue;
         }
         let inserted = sqlx::query(
-            "insert into report_matches (lost_report_id, found_report_id, matched_at) values (?, ?, ?) \
+            "insert into report_matches (lost_report_id, found_report_id, matched_at) values ($1, $2, $3) \
              on conflict do nothing",
         )
         .bind(lost.id)
@@ -1024,12 +1053,15 @@ async fn match_lost_and_found(
     Ok(linked)
 }
 
+/// The report with this reference if `scope` covers it. `lock` is appended to the `select`
+/// ([`Backend::for_update`] before a change).
 async fn scoped_report(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut AnyConnection,
     scope: &Scope,
     reference: &Reference,
+    lock: &str,
 ) -> Result<Option<ReportRecord>> {
-    let sql = format!("select {REPORT_COLUMNS} from reports where reference = ?");
+    let sql = format!("select {REPORT_COLUMNS} from reports where reference = $1{lock}");
     let row = sqlx::query(&sql)
         .bind(reference.to_string())
         .fetch_optional(&mut *conn)
@@ -1042,22 +1074,19 @@ async fn scoped_report(
         .then_some(report))
 }
 
-async fn reload(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<ReportRecord> {
-    let sql = format!("select {REPORT_COLUMNS} from reports where id = ?");
+async fn reload(tx: &mut Tx, id: i64) -> Result<ReportRecord> {
+    let sql = format!("select {REPORT_COLUMNS} from reports where id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_one(&mut **tx).await?;
     report_from_row(&row)
 }
 
 /// The citizen to push to: none once they deleted their data or stopped pushes.
-async fn push_recipient(
-    tx: &mut Transaction<'static, Sqlite>,
-    report: &ReportRecord,
-) -> Result<Option<Citizen>> {
+async fn push_recipient(tx: &mut Tx, report: &ReportRecord) -> Result<Option<Citizen>> {
     let Some(id) = report.citizen_id else {
         return Ok(None);
     };
     let sql = format!(
-        "select {} from citizens where id = ?",
+        "select {} from citizens where id = $1",
         super::CITIZEN_COLUMNS
     );
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
@@ -1088,16 +1117,12 @@ struct NewNotice<'a> {
 }
 
 /// Writes the notice unless one with its key exists; returns whether it was written.
-async fn enqueue_once(
-    tx: &mut Transaction<'static, Sqlite>,
-    notice: &NewNotice<'_>,
-    now: i64,
-) -> Result<bool> {
+async fn enqueue_once(tx: &mut Tx, notice: &NewNotice<'_>, now: i64) -> Result<bool> {
     let content =
         serde_json::to_string(notice.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let id: Option<i64> = sqlx::query_scalar(
         "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
-         next_attempt_at, created_at, dedupe_key) values (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) \
+         next_attempt_at, created_at, dedupe_key) values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9) \
          on conflict (dedupe_key) do nothing returning id",
     )
     .bind(notice.citizen_id)
@@ -1116,7 +1141,7 @@ async fn enqueue_once(
 
 /// An alert to the report's station's Telegram chat, when it has one.
 async fn enqueue_alert(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     report: &ReportRecord,
     stations: &Directory,
     transferred: bool,
@@ -1160,7 +1185,7 @@ async fn enqueue_alert(
 
 /// A back-office event row. It names the citizen so "delete my data" blanks it once sent.
 async fn enqueue_event(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     report: &ReportRecord,
     body: serde_json::Value,
     key: String,
@@ -1188,7 +1213,7 @@ async fn enqueue_event(
 }
 
 async fn insert_audit(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
     actor: &Actor,
     action: &str,
     reference: Option<&str>,
@@ -1196,7 +1221,7 @@ async fn insert_audit(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "insert into audit_log (actor, officer_id, action, reference, detail, at) values (?, ?, ?, ?, ?, ?)",
+        "insert into audit_log (actor, officer_id, action, reference, detail, at) values ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&actor.name)
     .bind(actor.officer_id)

@@ -3,9 +3,8 @@
 //! Seva works in private chats.
 
 use flows::message::Channel;
-use sqlx::{Sqlite, Transaction};
 
-use super::{Result, Store, insert_citizen};
+use super::{Backend, Result, Store, Tx, upsert_citizen};
 
 /// When a reachability change happened, to order it against others: Telegram's date of the
 /// change (unix seconds) and its `update_id` (0 for a change Seva observed itself, a 403).
@@ -36,17 +35,8 @@ impl Store {
         now: i64,
     ) -> Result<ReachabilityChange> {
         let mut tx = self.write().await?;
-        let existing: Option<i64> =
-            sqlx::query_scalar("select id from citizens where channel = ? and external_id = ?")
-                .bind(Channel::Telegram.as_str())
-                .bind(external_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let citizen_id = match existing {
-            Some(id) => id,
-            None => insert_citizen(&mut tx, Channel::Telegram, external_id, now).await?,
-        };
-        let change = set_reachable(&mut tx, citizen_id, reachable, when).await?;
+        let citizen_id = upsert_citizen(&mut tx, Channel::Telegram, external_id, now).await?;
+        let change = set_reachable(&mut tx, self.backend, citizen_id, reachable, when).await?;
         tx.commit().await?;
         Ok(change)
     }
@@ -59,19 +49,19 @@ impl Store {
         when: ReachabilityAt,
     ) -> Result<ReachabilityChange> {
         let mut tx = self.write().await?;
-        let change = set_reachable(&mut tx, citizen_id, reachable, when).await?;
+        let change = set_reachable(&mut tx, self.backend, citizen_id, reachable, when).await?;
         tx.commit().await?;
         Ok(change)
     }
 
     /// Whether the citizen is marked unreachable (blocked the bot). `false` for an unknown id.
     pub async fn citizen_unreachable(&self, citizen_id: i64) -> Result<bool> {
-        let flag: Option<bool> =
-            sqlx::query_scalar("select unreachable from citizens where id = ?")
+        let flag: Option<i64> =
+            sqlx::query_scalar("select unreachable from citizens where id = $1")
                 .bind(citizen_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(flag.unwrap_or(false))
+        Ok(flag.unwrap_or(0) != 0)
     }
 
     /// Notes a message in the group chat `chat_id` and claims the right to tell it, once, that
@@ -80,7 +70,7 @@ impl Store {
     pub async fn telegram_group_claim_notice(&self, chat_id: i64, now: i64) -> Result<bool> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "insert into telegram_group_chats (chat_id, first_seen_at) values (?, ?) \
+            "insert into telegram_group_chats (chat_id, first_seen_at) values ($1, $2) \
              on conflict (chat_id) do nothing",
         )
         .bind(chat_id)
@@ -88,7 +78,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let claimed = sqlx::query(
-            "update telegram_group_chats set told_at = ? where chat_id = ? and told_at is null",
+            "update telegram_group_chats set told_at = $1 where chat_id = $2 and told_at is null",
         )
         .bind(now)
         .bind(chat_id)
@@ -103,7 +93,7 @@ impl Store {
     /// The notice to `chat_id` could not be sent: the next message there may try again.
     pub async fn telegram_group_untold(&self, chat_id: i64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update telegram_group_chats set told_at = null where chat_id = ?")
+        sqlx::query("update telegram_group_chats set told_at = null where chat_id = $1")
             .bind(chat_id)
             .execute(&mut *tx)
             .await?;
@@ -113,13 +103,22 @@ impl Store {
 }
 
 async fn set_reachable(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Tx,
+    backend: Backend,
     citizen_id: i64,
     reachable: bool,
     when: ReachabilityAt,
 ) -> Result<ReachabilityChange> {
+    // PostgreSQL: two changes of one citizen (two replicas) take turns on the citizen row, so
+    // the newer one is always compared with what the older one recorded.
+    if backend == Backend::Postgres {
+        sqlx::query("select id from citizens where id = $1 for no key update")
+            .bind(citizen_id)
+            .execute(&mut **tx)
+            .await?;
+    }
     let recorded: Option<(i64, i64)> = sqlx::query_as(
-        "select changed_at, update_id from telegram_reachability where citizen_id = ?",
+        "select changed_at, update_id from telegram_reachability where citizen_id = $1",
     )
     .bind(citizen_id)
     .fetch_optional(&mut **tx)
@@ -130,7 +129,7 @@ async fn set_reachable(
         return Ok(ReachabilityChange::Stale { citizen_id });
     }
     sqlx::query(
-        "insert into telegram_reachability (citizen_id, changed_at, update_id) values (?, ?, ?) \
+        "insert into telegram_reachability (citizen_id, changed_at, update_id) values ($1, $2, $3) \
          on conflict (citizen_id) do update set changed_at = excluded.changed_at, update_id = excluded.update_id",
     )
     .bind(citizen_id)
@@ -139,10 +138,10 @@ async fn set_reachable(
     .execute(&mut **tx)
     .await?;
     let changed =
-        sqlx::query("update citizens set unreachable = ? where id = ? and unreachable = ?")
-            .bind(!reachable)
+        sqlx::query("update citizens set unreachable = $1 where id = $2 and unreachable = $3")
+            .bind(i64::from(!reachable))
             .bind(citizen_id)
-            .bind(reachable)
+            .bind(i64::from(reachable))
             .execute(&mut **tx)
             .await?
             .rows_affected()

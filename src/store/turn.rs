@@ -4,19 +4,22 @@
 use flows::Lang;
 use flows::effect::NewReport;
 use flows::reference::{Reference, ReportKind};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{
-    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, StoreError, citizen_from_row, corrupt,
-    insert_outbox,
+    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, StoreError, Tx,
+    citizen_from_row, corrupt, insert_outbox,
 };
 
 /// An open write transaction holding one citizen's lock. Dropped without [`Turn::commit`], it
 /// rolls back.
 pub struct Turn {
-    tx: Transaction<'static, Sqlite>,
+    tx: Tx,
     citizen: Citizen,
+    backend: Backend,
+    /// Whether this turn wrote outbox rows (the fleet's dispatchers are woken at commit).
+    wrote_outbox: bool,
 }
 
 /// What filing a report did.
@@ -56,8 +59,13 @@ fn wire_name<T: serde::Serialize>(value: &T) -> Result<String> {
 const REPORT_COLUMNS: &str = "id, reference, kind, status, station_id, fir_number, updated_at";
 
 impl Turn {
-    pub(super) fn new(tx: Transaction<'static, Sqlite>, citizen: Citizen) -> Turn {
-        Turn { tx, citizen }
+    pub(super) fn new(tx: Tx, citizen: Citizen, backend: Backend) -> Turn {
+        Turn {
+            tx,
+            citizen,
+            backend,
+            wrote_outbox: false,
+        }
     }
 
     /// The citizen as of the lock, with this turn's own changes applied.
@@ -65,7 +73,10 @@ impl Turn {
         &self.citizen
     }
 
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        if self.wrote_outbox {
+            super::wakeup::wake_dispatchers(&mut self.tx, self.backend).await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }
@@ -94,7 +105,7 @@ impl Turn {
         sqlx::query("release savepoint message")
             .execute(&mut *self.tx)
             .await?;
-        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = ?");
+        let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = $1");
         let row = sqlx::query(&sql)
             .bind(self.citizen.id)
             .fetch_one(&mut *self.tx)
@@ -106,7 +117,7 @@ impl Turn {
     /// The citizen's unprocessed messages in arrival order.
     pub async fn unprocessed(&mut self) -> Result<Vec<InboxRow>> {
         let rows = sqlx::query(
-            "select id, payload, received_at from inbox where citizen_id = ? and processed_at is null order by id",
+            "select id, payload, received_at from inbox where citizen_id = $1 and processed_at is null order by id",
         )
         .bind(self.citizen.id)
         .fetch_all(&mut *self.tx)
@@ -129,20 +140,22 @@ impl Turn {
         now: i64,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("update inbox set processed_at = ?, error = ? where id = ? and citizen_id = ?")
-            .bind(now)
-            .bind(error)
-            .bind(inbox_id)
-            .bind(self.citizen.id)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "update inbox set processed_at = $1, error = $2 where id = $3 and citizen_id = $4",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(inbox_id)
+        .bind(self.citizen.id)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
     /// The stored conversation JSON, if any.
     pub async fn conversation(&mut self) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("select state from conversations where citizen_id = ?")
+            sqlx::query_scalar("select state from conversations where citizen_id = $1")
                 .bind(self.citizen.id)
                 .fetch_optional(&mut *self.tx)
                 .await?,
@@ -151,7 +164,7 @@ impl Turn {
 
     pub async fn save_conversation(&mut self, state: &str, now: i64) -> Result<()> {
         sqlx::query(
-            "insert into conversations (citizen_id, state, updated_at) values (?, ?, ?) \
+            "insert into conversations (citizen_id, state, updated_at) values ($1, $2, $3) \
              on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at",
         )
         .bind(self.citizen.id)
@@ -163,7 +176,7 @@ impl Turn {
     }
 
     pub async fn set_lang(&mut self, lang: Lang) -> Result<()> {
-        sqlx::query("update citizens set lang = ? where id = ?")
+        sqlx::query("update citizens set lang = $1 where id = $2")
             .bind(lang.code())
             .bind(self.citizen.id)
             .execute(&mut *self.tx)
@@ -173,7 +186,7 @@ impl Turn {
     }
 
     pub async fn set_phone(&mut self, phone: &str) -> Result<()> {
-        sqlx::query("update citizens set phone = ? where id = ?")
+        sqlx::query("update citizens set phone = $1 where id = $2")
             .bind(phone)
             .bind(self.citizen.id)
             .execute(&mut *self.tx)
@@ -183,8 +196,8 @@ impl Turn {
     }
 
     pub async fn set_pushes(&mut self, enabled: bool) -> Result<()> {
-        sqlx::query("update citizens set pushes_enabled = ? where id = ?")
-            .bind(enabled)
+        sqlx::query("update citizens set pushes_enabled = $1 where id = $2")
+            .bind(i64::from(enabled))
             .bind(self.citizen.id)
             .execute(&mut *self.tx)
             .await?;
@@ -201,7 +214,7 @@ impl Turn {
         now: i64,
         notices: super::Notices<'_>,
     ) -> Result<Filing> {
-        let existing = sqlx::query("select reference, station_id from reports where draft_id = ?")
+        let existing = sqlx::query("select reference, station_id from reports where draft_id = $1")
             .bind(&report.draft_id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -228,7 +241,7 @@ impl Turn {
         let id: Option<i64> = sqlx::query_scalar(
             "insert into reports (reference, draft_id, kind, citizen_id, category, description, identifier, \
              occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at) \
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              on conflict (reference) do nothing returning id",
         )
         .bind(report.reference.to_string())
@@ -256,7 +269,7 @@ impl Turn {
         };
 
         sqlx::query(
-            "insert into report_history (report_id, status, actor, at) values (?, ?, 'citizen', ?)",
+            "insert into report_history (report_id, status, actor, at) values ($1, $2, 'citizen', $3)",
         )
         .bind(id)
         .bind(status)
@@ -265,7 +278,7 @@ impl Turn {
         .await?;
         for (n, a) in report.attachments.iter().enumerate() {
             sqlx::query(
-                "insert into attachments (report_id, n, kind, file_id, mime, caption) values (?, ?, ?, ?, ?, ?)",
+                "insert into attachments (report_id, n, kind, file_id, mime, caption) values ($1, $2, $3, $4, $5, $6)",
             )
             .bind(id)
             .bind(n as i64 + 1)
@@ -276,7 +289,8 @@ impl Turn {
             .execute(&mut *self.tx)
             .await?;
         }
-        super::reports::report_filed(&mut self.tx, id, notices, now).await?;
+        super::reports::report_filed(&mut self.tx, self.backend, id, notices, now).await?;
+        self.wrote_outbox = true;
         Ok(Filing::Filed {
             reference: report.reference,
             station_id: report.station_id.clone(),
@@ -286,8 +300,9 @@ impl Turn {
 
     /// This citizen's report with that reference; someone else's is `None`, like a missing one.
     pub async fn own_report(&mut self, reference: &Reference) -> Result<Option<StoredReport>> {
-        let sql =
-            format!("select {REPORT_COLUMNS} from reports where reference = ? and citizen_id = ?");
+        let sql = format!(
+            "select {REPORT_COLUMNS} from reports where reference = $1 and citizen_id = $2"
+        );
         let row = sqlx::query(&sql)
             .bind(reference.to_string())
             .bind(self.citizen.id)
@@ -302,11 +317,11 @@ impl Turn {
     /// This citizen's latest reports, newest first.
     pub async fn own_reports(&mut self, limit: u32) -> Result<Vec<StoredReport>> {
         let sql = format!(
-            "select {REPORT_COLUMNS} from reports where citizen_id = ? order by created_at desc, id desc limit ?"
+            "select {REPORT_COLUMNS} from reports where citizen_id = $1 order by created_at desc, id desc limit $2"
         );
         let rows = sqlx::query(&sql)
             .bind(self.citizen.id)
-            .bind(limit)
+            .bind(i64::from(limit))
             .fetch_all(&mut *self.tx)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -316,13 +331,13 @@ impl Turn {
         Ok(out)
     }
 
-    async fn report_with_history(&mut self, row: &SqliteRow) -> Result<StoredReport> {
+    async fn report_with_history(&mut self, row: &AnyRow) -> Result<StoredReport> {
         let id: i64 = row.try_get("id")?;
         let reference: String = row.try_get("reference")?;
         let kind: String = row.try_get("kind")?;
         let history =
             sqlx::query(
-                "select status, at from report_history where report_id = ? and action = 'status' order by id",
+                "select status, at from report_history where report_id = $1 and action = 'status' order by id",
             )
                 .bind(id)
                 .fetch_all(&mut *self.tx)
@@ -349,13 +364,13 @@ impl Turn {
     pub async fn delete_my_data(&mut self) -> Result<()> {
         let id = self.citizen.id;
         let statements = [
-            "delete from attachments where report_id in (select id from reports where citizen_id = ?)",
+            "delete from attachments where report_id in (select id from reports where citizen_id = $1)",
             "update reports set name = null, phone = null, description = null, identifier = null, place = null, \
-             citizen_id = null where citizen_id = ?",
-            "delete from conversations where citizen_id = ?",
-            "update citizens set phone = null where id = ?",
-            "update inbox set payload = '{}' where citizen_id = ? and processed_at is not null",
-            "update outbox set content = 'null' where citizen_id = ? and status in ('sent', 'dead')",
+             citizen_id = null where citizen_id = $1",
+            "delete from conversations where citizen_id = $1",
+            "update citizens set phone = null where id = $1",
+            "update inbox set payload = '{}' where citizen_id = $1 and processed_at is not null",
+            "update outbox set content = 'null' where citizen_id = $1 and status in ('sent', 'dead')",
         ];
         for sql in statements {
             sqlx::query(sql).bind(id).execute(&mut *self.tx).await?;
@@ -366,6 +381,7 @@ impl Turn {
 
     /// Writes an outbox row in this transaction.
     pub async fn enqueue(&mut self, row: &NewOutbox, now: i64) -> Result<i64> {
+        self.wrote_outbox = true;
         insert_outbox(&mut self.tx, row, now).await
     }
 }

@@ -99,7 +99,7 @@ impl Store {
             "select o.wa_wait_after_inbox, o.wa_templated_at, o.wa_parts_sent, c.last_inbound_at, \
              (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
              from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient \
-             where o.id = ?",
+             where o.id = $1",
         )
         .bind(outbox_id)
         .fetch_optional(&self.pool)
@@ -123,7 +123,7 @@ impl Store {
     pub async fn whatsapp_close_window(&self, outbox_id: i64) -> Result<()> {
         let sql = format!(
             "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, {LAST_INBOX_OF_RECIPIENT}) \
-             where id = ?"
+             where id = $1"
         );
         let mut tx = self.write().await?;
         sqlx::query(&sql).bind(outbox_id).execute(&mut *tx).await?;
@@ -134,7 +134,7 @@ impl Store {
     /// The citizen wrote since the window closed for this row: it may be sent as it is again.
     pub async fn whatsapp_reopen_window(&self, outbox_id: i64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update outbox set wa_wait_after_inbox = null where id = ?")
+        sqlx::query("update outbox set wa_wait_after_inbox = null where id = $1")
             .bind(outbox_id)
             .execute(&mut *tx)
             .await?;
@@ -146,7 +146,7 @@ impl Store {
     pub async fn whatsapp_mark_templated(&self, outbox_id: i64, now: i64) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "update outbox set wa_templated_at = coalesce(wa_templated_at, ?), wa_parts_sent = 0 where id = ?",
+            "update outbox set wa_templated_at = coalesce(wa_templated_at, $1), wa_parts_sent = 0 where id = $2",
         )
         .bind(now)
         .bind(outbox_id)
@@ -159,7 +159,7 @@ impl Store {
     /// Records that the first `parts` request bodies of the row were accepted.
     pub async fn whatsapp_set_parts_sent(&self, outbox_id: i64, parts: u32) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update outbox set wa_parts_sent = ? where id = ?")
+        sqlx::query("update outbox set wa_parts_sent = $1 where id = $2")
             .bind(parts as i64)
             .bind(outbox_id)
             .execute(&mut *tx)
@@ -173,15 +173,15 @@ impl Store {
     pub async fn whatsapp_wake_waiting(&self, recipient: &str, now: i64) -> Result<u64> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "update citizens set unreachable = 0 where channel = ? and external_id = ? and unreachable <> 0",
+            "update citizens set unreachable = 0 where channel = $1 and external_id = $2 and unreachable <> 0",
         )
         .bind(Channel::Whatsapp.as_str())
         .bind(recipient)
         .execute(&mut *tx)
         .await?;
         let n = sqlx::query(
-            "update outbox set next_attempt_at = ? where channel = ? and recipient = ? and status = 'pending' \
-             and wa_wait_after_inbox is not null and next_attempt_at > ?",
+            "update outbox set next_attempt_at = $1 where channel = $2 and recipient = $3 and status = 'pending' \
+             and wa_wait_after_inbox is not null and next_attempt_at > $4",
         )
         .bind(now)
         .bind(Channel::Whatsapp.as_str())
@@ -190,6 +190,9 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if n > 0 {
+            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
+        }
         tx.commit().await?;
         Ok(n)
     }
@@ -197,7 +200,7 @@ impl Store {
     /// The citizen cannot be reached on WhatsApp (131026: not a WhatsApp user).
     pub async fn whatsapp_mark_unreachable(&self, recipient: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update citizens set unreachable = 1 where channel = ? and external_id = ?")
+        sqlx::query("update citizens set unreachable = 1 where channel = $1 and external_id = $2")
             .bind(Channel::Whatsapp.as_str())
             .bind(recipient)
             .execute(&mut *tx)
@@ -223,26 +226,33 @@ impl Store {
             now
         };
         let mut tx = self.write().await?;
-        let mut row = sqlx::query(
-            "select id, status, wa_templated_at from outbox where channel = ? and provider_id = ? order by id desc limit 1",
-        )
-        .bind(Channel::Whatsapp.as_str())
-        .bind(&status.provider_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        // PostgreSQL: the row is locked until commit, so a status on another replica, or the
+        // dispatcher's record of a send, cannot interleave with this one.
+        let lock = self.backend.for_update();
+        let sql = format!(
+            "select id, status, wa_templated_at from outbox where channel = $1 and provider_id = $2 \
+             order by id desc limit 1{lock}"
+        );
+        let mut row = sqlx::query(&sql)
+            .bind(Channel::Whatsapp.as_str())
+            .bind(&status.provider_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if row.is_none()
             && let Some(id) = status
                 .biz_opaque_callback_data
                 .as_deref()
                 .and_then(|o| o.trim().parse::<i64>().ok())
         {
-            row = sqlx::query(
-                "select id, status, wa_templated_at from outbox where channel = ? and id = ? and provider_id is not null",
-            )
-            .bind(Channel::Whatsapp.as_str())
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let sql = format!(
+                "select id, status, wa_templated_at from outbox where channel = $1 and id = $2 \
+                 and provider_id is not null{lock}"
+            );
+            row = sqlx::query(&sql)
+                .bind(Channel::Whatsapp.as_str())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         }
         let Some(row) = row else {
             tx.rollback().await?;
@@ -255,7 +265,7 @@ impl Store {
             StatusKind::Sent => StatusApplied::Recorded { outbox_id },
             StatusKind::Delivered => {
                 sqlx::query(
-                    "update outbox set delivered_at = coalesce(delivered_at, ?) where id = ?",
+                    "update outbox set delivered_at = coalesce(delivered_at, $1) where id = $2",
                 )
                 .bind(at)
                 .bind(outbox_id)
@@ -265,8 +275,8 @@ impl Store {
             }
             StatusKind::Read => {
                 sqlx::query(
-                    "update outbox set read_at = coalesce(read_at, ?), delivered_at = coalesce(delivered_at, ?) \
-                     where id = ?",
+                    "update outbox set read_at = coalesce(read_at, $1), delivered_at = coalesce(delivered_at, $2) \
+                     where id = $3",
                 )
                 .bind(at)
                 .bind(at)
@@ -282,7 +292,7 @@ impl Store {
                     .map(|(c, t)| (*c, t.chars().take(120).collect::<String>()))
                     .unwrap_or((0, String::new()));
                 let first: Option<String> = sqlx::query_scalar(
-                    "insert into whatsapp_failures (provider_id, outbox_id, code, title, at) values (?, ?, ?, ?, ?) \
+                    "insert into whatsapp_failures (provider_id, outbox_id, code, title, at) values ($1, $2, $3, $4, $5) \
                      on conflict (provider_id) do nothing returning provider_id",
                 )
                 .bind(&status.provider_id)
@@ -297,7 +307,7 @@ impl Store {
                     return Ok(StatusApplied::Duplicate { outbox_id });
                 }
                 let failure = format!("{code}: {title}");
-                sqlx::query("update outbox set failed_at = ?, failure = ? where id = ?")
+                sqlx::query("update outbox set failed_at = $1, failure = $2 where id = $3")
                     .bind(at)
                     .bind(&failure)
                     .bind(outbox_id)
@@ -307,8 +317,8 @@ impl Store {
                     StatusApplied::Recorded { outbox_id }
                 } else if status.is_reengagement_failure() && templated.is_none() {
                     let sql = format!(
-                        "update outbox set status = 'pending', next_attempt_at = ?, wa_parts_sent = 0, \
-                         wa_wait_after_inbox = {LAST_INBOX_OF_RECIPIENT}, last_error = ? where id = ?"
+                        "update outbox set status = 'pending', next_attempt_at = $1, wa_parts_sent = 0, \
+                         wa_wait_after_inbox = {LAST_INBOX_OF_RECIPIENT}, last_error = $2 where id = $3"
                     );
                     sqlx::query(&sql)
                         .bind(now)
@@ -318,9 +328,10 @@ impl Store {
                         .bind(outbox_id)
                         .execute(&mut *tx)
                         .await?;
+                    super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
                     StatusApplied::Reengage { outbox_id }
                 } else {
-                    sqlx::query("update outbox set status = 'dead', last_error = ? where id = ?")
+                    sqlx::query("update outbox set status = 'dead', last_error = $1 where id = $2")
                         .bind(format!("delivery failed: {failure}"))
                         .bind(outbox_id)
                         .execute(&mut *tx)
@@ -348,7 +359,7 @@ impl Store {
         let mut tx = self.write().await?;
         let n = sqlx::query(
             "insert into whatsapp_media (media_id, citizen_id, kind, mime, status, attempts, next_attempt_at, \
-             created_at, updated_at) values (?, ?, ?, ?, 'pending', 0, ?, ?, ?) on conflict (media_id) do nothing",
+             created_at, updated_at) values ($1, $2, $3, $4, 'pending', 0, $5, $6, $7) on conflict (media_id) do nothing",
         )
         .bind(media_id)
         .bind(citizen_id)
@@ -375,26 +386,27 @@ impl Store {
     ) -> Result<Vec<MediaJob>> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "update whatsapp_media set status = 'pending' where status = 'downloading' and updated_at < ?",
+            "update whatsapp_media set status = 'pending' where status = 'downloading' and updated_at < $1",
         )
         .bind(stale_before)
         .execute(&mut *tx)
         .await?;
         let filter = if media_id.is_some() {
-            " and media_id = ?"
+            " and media_id = $4"
         } else {
             ""
         };
         let sql = format!(
-            "update whatsapp_media set status = 'downloading', updated_at = ? where media_id in \
-             (select media_id from whatsapp_media where status = 'pending' and next_attempt_at <= ?{filter} \
-             order by next_attempt_at limit ?) returning media_id, kind, mime, attempts, created_at"
+            "update whatsapp_media set status = 'downloading', updated_at = $1 where media_id in \
+             (select media_id from whatsapp_media where status = 'pending' and next_attempt_at <= $2{filter} \
+             order by next_attempt_at limit $3{}) returning media_id, kind, mime, attempts, created_at",
+            self.backend.skip_locked()
         );
-        let mut q = sqlx::query(&sql).bind(now).bind(now);
+        let mut q = sqlx::query(&sql).bind(now).bind(now).bind(i64::from(limit));
         if let Some(id) = media_id {
             q = q.bind(id);
         }
-        let rows = q.bind(limit).fetch_all(&mut *tx).await?;
+        let rows = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         rows.iter()
             .map(|r| {
@@ -420,8 +432,8 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "update whatsapp_media set status = 'done', path = ?, bytes = ?, attempts = attempts + 1, \
-             last_error = null, updated_at = ? where media_id = ?",
+            "update whatsapp_media set status = 'done', path = $1, bytes = $2, attempts = attempts + 1, \
+             last_error = null, updated_at = $3 where media_id = $4",
         )
         .bind(path)
         .bind(bytes.min(i64::MAX as u64) as i64)
@@ -447,8 +459,8 @@ impl Store {
         };
         let mut tx = self.write().await?;
         sqlx::query(
-            "update whatsapp_media set status = ?, next_attempt_at = ?, attempts = attempts + 1, last_error = ?, \
-             updated_at = ? where media_id = ?",
+            "update whatsapp_media set status = $1, next_attempt_at = $2, attempts = attempts + 1, last_error = $3, \
+             updated_at = $4 where media_id = $5",
         )
         .bind(status)
         .bind(next)
@@ -465,7 +477,7 @@ impl Store {
     pub async fn whatsapp_media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
         let row = sqlx::query(
             "select media_id, citizen_id, kind, mime, status, path, bytes, attempts, last_error \
-             from whatsapp_media where media_id = ?",
+             from whatsapp_media where media_id = $1",
         )
         .bind(media_id)
         .fetch_optional(&self.pool)

@@ -12,6 +12,9 @@
 //!
 //! Facts this is written against: `shared/spec/protocol-facts.md` §1.
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod inbound;
 pub mod payload;

@@ -153,6 +153,20 @@ fn fit_prefix(s: &str, max: usize) -> usize {
     best
 }
 
+/// The longest prefix of `s` (a char boundary) whose width is ≤ `max`, and at least one char.
+fn char_prefix(s: &str, max: usize) -> usize {
+    let mut w = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        w += c.len_utf16();
+        if w > max && end > 0 {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    end
+}
+
 /// `s` if it fits in `max`, else its longest fitting prefix (on a grapheme boundary, never
 /// inside a conjunct) followed by `…`.
 pub fn shorten(s: &str, max: usize) -> String {
@@ -174,11 +188,13 @@ pub fn split_text(s: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = s.trim_end();
     while width(rest) > max {
-        let fit = fit_prefix(rest, max);
-        if fit == 0 {
-            // Not even one cluster fits (max is tiny): give up splitting rather than loop.
-            break;
-        }
+        let fit = match fit_prefix(rest, max) {
+            // Not even one cluster fits: a cluster wider than a message (a letter under
+            // thousands of combining marks) is cut between characters; a single character
+            // wider than `max` (only when `max` is tiny) goes whole rather than loop.
+            0 => char_prefix(rest, max),
+            fit => fit,
+        };
         let prefix = &rest[..fit];
         let at = prefix
             .rfind('\n')

@@ -87,12 +87,32 @@ fn clean(s: &str) -> String {
     out
 }
 
+/// The most characters kept in one grapheme cluster. Real ones are short (a Devanagari
+/// conjunct with its signs, an emoji ZWJ sequence: about ten); a letter under thousands of
+/// combining marks ("Zalgo" text) would count as one character yet fill a whole message.
+pub const CLUSTER_MAX_CHARS: usize = 16;
+
+/// Cuts every grapheme cluster longer than [`CLUSTER_MAX_CHARS`] to its first characters.
+fn cap_clusters(s: String) -> String {
+    if s.graphemes(true)
+        .all(|g| g.chars().nth(CLUSTER_MAX_CHARS).is_none())
+    {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    for g in s.graphemes(true) {
+        out.extend(g.chars().take(CLUSTER_MAX_CHARS));
+    }
+    out
+}
+
 /// Free text the citizen typed for a field. Trim; strip zero-width characters and control
-/// characters (keep newlines, collapse 3+ newlines to 2). Count length in grapheme clusters.
+/// characters (keep newlines, collapse 3+ newlines to 2); cut grapheme clusters to
+/// [`CLUSTER_MAX_CHARS`] characters. Count length in grapheme clusters.
 /// Empty after that → Empty; longer than max → TooLong; no letter or digit at all (emoji only,
 /// punctuation only) → NoLetters. Otherwise Ok(cleaned).
 pub fn bounded(s: &str, max: usize) -> Result<String, TextError> {
-    let cleaned = clean(s);
+    let cleaned = cap_clusters(clean(s));
     if cleaned.is_empty() {
         return Err(TextError::Empty);
     }
@@ -120,6 +140,18 @@ pub fn name(s: &str) -> Result<String, TextError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_letter_under_thousands_of_combining_marks_is_cut_to_a_few() {
+        let mut zalgo = String::from("a");
+        zalgo.extend(std::iter::repeat_n('\u{0301}', 3000));
+        let kept = bounded(&format!("{zalgo}bc"), 10).unwrap();
+        assert_eq!(kept.chars().count(), CLUSTER_MAX_CHARS + 2);
+        assert!(kept.ends_with("bc"));
+        // Real clusters are untouched: a conjunct with its signs, an emoji sequence.
+        let real = "स्त्रियाँ क्ष्म्य 👍🏽 🇮🇳";
+        assert_eq!(bounded(real, 100).as_deref(), Ok(real));
+    }
 
     #[test]
     fn ordinary_text_is_kept_trimmed() {

@@ -83,12 +83,16 @@ fn is_word_char(c: char) -> bool {
 
 /// A word loosened for comparison (see the module docs).
 fn loose(word: &str) -> String {
-    let mut out = String::with_capacity(word.len());
+    loose_chars(word).collect()
+}
+
+/// The characters of [`loose`]`(word)`, without building the string.
+fn loose_chars(word: &str) -> impl Iterator<Item = char> + '_ {
     let mut prev: Option<char> = None;
-    for c in word.chars() {
+    word.chars().filter_map(move |c| {
         let c = match c {
-            '\u{093C}' => continue,   // nukta
-            '\u{0901}' => '\u{0902}', // chandrabindu → anusvara
+            '\u{093C}' => return None, // nukta
+            '\u{0901}' => '\u{0902}',  // chandrabindu → anusvara
             '\u{0958}' => 'क',
             '\u{0959}' => 'ख',
             '\u{095A}' => 'ग',
@@ -100,12 +104,11 @@ fn loose(word: &str) -> String {
             other => other,
         };
         if c.is_ascii_alphabetic() && prev == Some(c) {
-            continue;
+            return None;
         }
         prev = Some(c);
-        out.push(c);
-    }
-    out
+        Some(c)
+    })
 }
 
 /// At most this many words of a message are looked at when matching keywords, so a pasted
@@ -174,11 +177,32 @@ pub fn has_any(tokens: &[String], patterns: &[&str]) -> bool {
 }
 
 /// Whether the whole message (its tokens) is exactly one of `patterns`.
+///
+/// Matches word by word without compiling the patterns: this runs on every message against
+/// every global command, and building each pattern's [`Part`]s first was most of a dialogue
+/// step's cost.
 fn is_exactly(tokens: &[String], patterns: &[&str]) -> bool {
     patterns.iter().any(|p| {
-        let parts = compile(p);
-        parts.len() == tokens.len() && parts.iter().zip(tokens).all(|(p, t)| p.matches(t))
+        let mut words = p.split(' ').filter(|w| !w.is_empty());
+        let mut toks = tokens.iter();
+        loop {
+            match (words.next(), toks.next()) {
+                (None, None) => return true,
+                (Some(w), Some(t)) if word_matches(w, t) => {}
+                _ => return false,
+            }
+        }
     })
+}
+
+/// Whether a (loosened) token matches one pattern word, as [`compile`]`(word)` would.
+fn word_matches(word: &str, token: &str) -> bool {
+    let (stem, prefix) = match word.strip_suffix('*') {
+        Some(stem) => (stem, true),
+        None => (word, false),
+    };
+    let mut rest = token.chars();
+    loose_chars(stem).all(|c| rest.next() == Some(c)) && (prefix || rest.next().is_none())
 }
 
 /// A command that works anywhere in a dialogue.
@@ -818,6 +842,71 @@ pub fn intent(s: &str) -> Option<Intent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The matching [`is_exactly`] did before it stopped compiling patterns.
+    fn is_exactly_compiled(tokens: &[String], patterns: &[&str]) -> bool {
+        patterns.iter().any(|p| {
+            let parts = compile(p);
+            parts.len() == tokens.len() && parts.iter().zip(tokens).all(|(p, t)| p.matches(t))
+        })
+    }
+
+    #[test]
+    fn is_exactly_agrees_with_compiled_patterns() {
+        let lists: [&[&str]; 10] = [
+            CANCEL,
+            BACK,
+            MENU,
+            HELP,
+            LANGUAGE,
+            STOP,
+            START,
+            DELETE_MY_DATA,
+            YES,
+            NO,
+        ];
+        let mut inputs: Vec<String> = lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|p| p.replace('*', ""))
+            .collect();
+        inputs.extend(
+            lists
+                .iter()
+                .flat_map(|l| l.iter())
+                .map(|p| p.replace('*', "xyz")),
+        );
+        inputs.extend(
+            lists
+                .iter()
+                .flat_map(|l| l.iter())
+                .map(|p| format!("{p} more")),
+        );
+        inputs.extend(
+            [
+                "",
+                "menuu",
+                "MENU",
+                "mainmenu",
+                "cancell",
+                "रद्द करें",
+                "हाँ जी",
+                "yess",
+                "no",
+            ]
+            .map(String::from),
+        );
+        for input in &inputs {
+            let toks = tokens(input);
+            for list in lists {
+                assert_eq!(
+                    is_exactly(&toks, list),
+                    is_exactly_compiled(&toks, list),
+                    "{input:?}"
+                );
+            }
+        }
+    }
     use proptest::prelude::*;
 
     // ---- fold ----

@@ -7,9 +7,10 @@
 //!
 //! Modes (spec §5). Without `TELEGRAM_WEBHOOK_URL`, long polling: `deleteWebhook` keeping
 //! pending updates, then `getUpdates` from no stored offset (the inbox drops what was stored
-//! before a restart). With it, webhook mode: `setWebhook` with `TELEGRAM_WEBHOOK_SECRET` at
-//! start, updates at `POST /webhook/telegram` on Seva's own router (secret checked in constant
-//! time, 401 when wrong, 200 only once stored). In both, `setMyCommands` registers the
+//! before a restart); with replicas on one PostgreSQL, only the replica holding the
+//! `telegram:polling` lead polls. With it, webhook mode (on every replica): `setWebhook` with
+//! `TELEGRAM_WEBHOOK_SECRET` at start, updates at `POST /webhook/telegram` on Seva's own router
+//! (secret checked in constant time, 401 when wrong, 200 only once stored). In both, `setMyCommands` registers the
 //! commands in English (default) and Hindi from the locales. Every call goes to
 //! `TELEGRAM_API_URL`.
 
@@ -32,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, TelegramConfig};
 use crate::outbox::ChannelSender;
 use crate::runtime::Runtime;
+use crate::store::Store;
 
 pub use sender::{ChatPacer, TelegramChannel, bot_sender};
 pub use sink::SevaSink;
@@ -119,16 +121,46 @@ pub fn spawn_tasks(
         None => {
             tracing::info!(mode = "long polling", "channel telegram: on");
             let sink = Arc::new(SevaSink::new(runtime.clone(), sender.clone()));
-            let mut stop = stop;
-            tasks.spawn(run_polling(
-                sender,
-                sink,
-                PollingConfig::default(),
-                async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                },
-            ));
+            tasks.spawn(poll_as_leader(runtime.store().clone(), sender, sink, stop));
         }
+    }
+}
+
+/// Long polling on one replica at a time: Telegram answers a second concurrent `getUpdates`
+/// with 409. This process polls while it holds the `telegram:polling` lead (always, on
+/// SQLite); when the leader dies another replica takes over within seconds and, polling from
+/// no stored offset, gets what was not confirmed (the inbox drops what was already stored).
+async fn poll_as_leader(
+    store: Store,
+    sender: TelegramSender,
+    sink: Arc<SevaSink>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut leader = store.lead("telegram:polling", stop.clone());
+    loop {
+        tokio::select! {
+            () = leader.acquired() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        tracing::info!("telegram polling: this replica polls");
+        let mut until = stop.clone();
+        let mut lost = leader.clone();
+        run_polling(
+            sender.clone(),
+            sink.clone(),
+            PollingConfig::default(),
+            async move {
+                tokio::select! {
+                    _ = until.wait_for(|stop| *stop) => {}
+                    () = lost.lost() => {}
+                }
+            },
+        )
+        .await;
+        if *stop.borrow() {
+            return;
+        }
+        tracing::info!("telegram polling: another replica polls now");
     }
 }
 

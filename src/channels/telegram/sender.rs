@@ -25,6 +25,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::config::TelegramConfig;
+use crate::metrics;
 use crate::outbox::{ChannelSender, OutboundMessage};
 use crate::store::telegram::{ReachabilityAt, ReachabilityChange};
 use crate::store::{OutboxKind, Store};
@@ -65,7 +66,7 @@ impl StoreHandle {
             StoreHandle::Given(store) => Some(store),
             StoreHandle::Lazy { url, store } => store
                 .get_or_init(|| async {
-                    match Store::connect(url).await {
+                    match Store::connect_small(url).await {
                         Ok(store) => Some(store),
                         Err(e) => {
                             tracing::warn!(error = %e, "telegram sender cannot open the database; unreachable citizens are not skipped");
@@ -224,6 +225,7 @@ impl ChannelSender for TelegramChannel {
             }
         }
         let outcome = self.sender.send_messages(chat_id, messages).await;
+        metrics::provider_outcome(Channel::Telegram, &outcome);
         match &outcome {
             SendOutcome::Permanent { code, .. } if code == UNREACHABLE_CODE => match citizen {
                 Some(citizen_id) => self.mark_unreachable(citizen_id).await,

@@ -210,7 +210,8 @@ impl TelegramSink for SevaSink {
         // Everything is stored: the transport may confirm. Now the work.
         for citizen_id in turns {
             let runtime = self.runtime.clone();
-            tokio::spawn(async move {
+            // Tracked: shutdown lets the turn finish.
+            self.runtime.spawn_tracked(async move {
                 if let Err(e) = runtime.process(citizen_id).await {
                     tracing::warn!(citizen = citizen_id, error = %e, "turn failed; the sweeper will retry it");
                 }

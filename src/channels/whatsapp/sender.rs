@@ -23,6 +23,7 @@ use webhook::{GraphClient, Recipient, render, render_template};
 
 use super::WINDOW_SECS;
 use crate::clock::Clock;
+use crate::metrics;
 use crate::outbox::{ChannelSender, OutboundMessage};
 use crate::store::{Store, StoreError, WhatsappSendState};
 
@@ -45,7 +46,9 @@ impl StoreHandle {
     async fn get(&self) -> Result<&Store, StoreError> {
         match self {
             StoreHandle::Given(store) => Ok(store),
-            StoreHandle::Lazy { url, store } => store.get_or_try_init(|| Store::connect(url)).await,
+            StoreHandle::Lazy { url, store } => {
+                store.get_or_try_init(|| Store::connect_small(url)).await
+            }
         }
     }
 }
@@ -139,7 +142,9 @@ impl WhatsappSender {
                 );
             }
             let body = render_template(to, name, msg.lang.code(), params, &msg.id.to_string());
-            return self.graph.send(&body).await;
+            let outcome = self.graph.send(&body).await;
+            metrics::provider_outcome(Channel::Whatsapp, &outcome);
+            return outcome;
         }
         if let Err(e) = store.whatsapp_close_window(msg.id).await {
             return transient("window mark not stored", &e);
@@ -174,7 +179,9 @@ impl WhatsappSender {
         let skip = (state.parts_sent as usize).min(bodies.len() - 1);
         let mut last = None;
         for (i, body) in bodies.iter().enumerate().skip(skip) {
-            match self.graph.send(body).await {
+            let outcome = self.graph.send(body).await;
+            metrics::provider_outcome(Channel::Whatsapp, &outcome);
+            match outcome {
                 SendOutcome::Sent { provider_id } => {
                     if i + 1 < bodies.len()
                         && let Err(e) = store.whatsapp_set_parts_sent(msg.id, i as u32 + 1).await

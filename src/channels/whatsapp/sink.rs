@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flows::message::{Body, Inbound};
+use flows::message::{Body, Channel, Inbound};
+use webhook::graph::REENGAGEMENT;
 use webhook::{DeliveryStatus, GraphClient, SinkError, WhatsappSink};
 
 use super::media::MediaFetcher;
+use crate::metrics;
 use crate::runtime::{Accepted, Runtime};
 use crate::store::StatusApplied;
 
@@ -84,22 +86,26 @@ impl RuntimeSink {
     }
 
     /// The background work after a commit: for each citizen with new messages, due waiting
-    /// rows and their turn; a read receipt per message; the first download attempts.
+    /// rows and their turn; a read receipt per message; the first download attempts. Turns and
+    /// read receipts are tracked: shutdown lets them finish.
     fn start(&self, citizens: Vec<(i64, String)>, wamids: Vec<String>, media: Vec<String>) {
         for (citizen_id, recipient) in citizens {
             let runtime = self.runtime.clone();
-            tokio::spawn(async move {
+            self.runtime.spawn_tracked(async move {
                 wake_waiting(&runtime, &recipient).await;
                 if let Err(e) = runtime.process(citizen_id).await {
                     tracing::warn!(citizen = citizen_id, error = %e, "turn failed; the sweeper will retry");
                 }
-                tokio::time::sleep(REWAKE_AFTER).await;
-                wake_waiting(&runtime, &recipient).await;
+                // The second look is not worth holding a shutdown for.
+                tokio::spawn(async move {
+                    tokio::time::sleep(REWAKE_AFTER).await;
+                    wake_waiting(&runtime, &recipient).await;
+                });
             });
         }
         for wamid in wamids {
             let graph = self.graph.clone();
-            tokio::spawn(async move {
+            self.runtime.spawn_tracked(async move {
                 if let Err(outcome) = graph.mark_read(&wamid).await {
                     tracing::info!(?outcome, "whatsapp read receipt not sent");
                 }
@@ -219,6 +225,7 @@ impl WhatsappSink for RuntimeSink {
                     tracing::debug!(outbox = outbox_id, "whatsapp failed status redelivered");
                 }
                 Ok(StatusApplied::Reengage { outbox_id }) => {
+                    metrics::provider_error(Channel::Whatsapp, &REENGAGEMENT.to_string());
                     tracing::info!(
                         outbox = outbox_id,
                         "whatsapp message failed outside the 24-hour window (131047); it becomes its template or waits for the citizen"
@@ -227,6 +234,9 @@ impl WhatsappSink for RuntimeSink {
                 }
                 Ok(StatusApplied::Dead { outbox_id }) => {
                     let codes: Vec<i64> = status.errors.iter().map(|(c, _)| *c).collect();
+                    for code in &codes {
+                        metrics::provider_error(Channel::Whatsapp, &code.to_string());
+                    }
                     tracing::warn!(
                         outbox = outbox_id,
                         ?codes,

@@ -1,0 +1,533 @@
+//! `seva-load`: closed-loop load against `seva serve`, with the echo gateway as the baseline
+//! measured in the same run. See BENCHMARKS.md for how to run it and what it reported.
+//!
+//! * [`fake`] — a lean fake WhatsApp Graph API and Telegram Bot API on loopback.
+//! * [`echo`] — the echo gateway (`seva-load echo`), the baseline.
+//! * [`journeys`] — what the virtual citizens type.
+//! * [`load`] — the closed loop and its measurements.
+//! * [`target`] — spawning, pinning and watching the process under load.
+
+mod echo;
+mod fake;
+mod journeys;
+mod load;
+mod target;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::load::{Channel, Driver, LoadSpec, Measured, percentile};
+use crate::target::{SevaOptions, Spawn, Target};
+
+#[derive(Parser)]
+#[command(
+    name = "seva-load",
+    about = "Closed-loop load on `seva serve` over signed WhatsApp webhooks and Telegram webhook updates, with an echo-gateway baseline in the same run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drive the echo gateway and Seva with the same load; report Seva as a ratio to echo.
+    Run(RunArgs),
+    /// Serve the echo gateway only (what `run` starts as its baseline).
+    Echo(EchoArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The `seva` binary (default: `seva` next to this one).
+    #[arg(long)]
+    seva: Option<PathBuf>,
+    /// Channels to load, one after the other.
+    #[arg(long, value_delimiter = ',', default_values = ["whatsapp", "telegram"])]
+    channels: Vec<Channel>,
+    /// Databases for Seva: `sqlite` (a fresh temp file per run) or a PostgreSQL server URL
+    /// such as `postgres://postgres@127.0.0.1:5432` (a fresh database per run, dropped after).
+    #[arg(long = "db", value_delimiter = ',', default_values = ["sqlite"])]
+    databases: Vec<String>,
+    /// Virtual citizens (concurrent closed loops).
+    #[arg(long, default_value_t = 64)]
+    citizens: usize,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds a step may wait for its replies before it counts as a timeout.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Milliseconds each citizen pauses after a step's replies (a lower, steadier rate).
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
+    /// Alternate echo and Seva this many times per channel.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Pin the load tool to CPU 0 and the target to CPU 1 (`taskset`).
+    #[arg(long)]
+    pin: bool,
+    /// CPUs for the load tool and for the target with --pin.
+    #[arg(long, default_value = "0")]
+    load_cpus: String,
+    #[arg(long, default_value = "1")]
+    target_cpus: String,
+    /// Skip the echo gateway (no ratios).
+    #[arg(long)]
+    no_echo: bool,
+    /// Skip Seva (echo only).
+    #[arg(long)]
+    no_seva: bool,
+    /// The stations CSV Seva loads (default: the repository's example).
+    #[arg(long)]
+    stations: Option<PathBuf>,
+    /// `RUST_LOG` for Seva (default: Seva's own default).
+    #[arg(long)]
+    rust_log: Option<String>,
+    /// Print the calibration transcripts.
+    #[arg(long)]
+    verbose: bool,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Keep the temp directory (databases, logs) and print its path.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Args)]
+struct EchoArgs {
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Fake or real Graph API base incl. version.
+    #[arg(long)]
+    graph_url: String,
+    /// Bot API base.
+    #[arg(long)]
+    telegram_url: String,
+    #[arg(long, default_value = target::PHONE_NUMBER_ID)]
+    phone_number_id: String,
+    #[arg(long, default_value = target::ACCESS_TOKEN)]
+    access_token: String,
+    #[arg(long, default_value = target::BOT_TOKEN)]
+    bot_token: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Echo(args) => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("seva-load echo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let cfg = echo::EchoConfig {
+                listen: args.listen,
+                graph_url: args.graph_url,
+                phone_number_id: args.phone_number_id,
+                access_token: args.access_token,
+                telegram_url: args.telegram_url,
+                bot_token: args.bot_token,
+            };
+            match runtime.block_on(echo::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("seva-load echo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run(args) => {
+            if args.pin
+                && let Err(e) = target::pin_self(&args.load_cpus)
+            {
+                eprintln!("seva-load: --pin: {e}");
+                return ExitCode::FAILURE;
+            }
+            // Built after pinning, so its worker count follows the pinned CPUs.
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("seva-load: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("seva-load: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// One measured run of one target on one channel.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    channel: Channel,
+    round: usize,
+    /// `echo`, `seva/sqlite` or `seva/postgres`.
+    target: String,
+    citizens: usize,
+    replies_per_sec: f64,
+    /// Replies/s as a fraction of echo's in the same round and channel.
+    ratio_to_echo: Option<f64>,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    ack_p50_ms: f64,
+    ack_p99_ms: f64,
+    errors: u64,
+    timeouts: u64,
+    unexpected_replies: u64,
+    failed_journeys: u64,
+    /// Completed in the window: complaint, lost item, status check.
+    journeys: [u64; 3],
+    peak_rss_mib: f64,
+    /// CPU used in the window, in cores (1.0 = one core busy).
+    target_cpu: f64,
+    load_cpu: f64,
+    ready_ms: f64,
+    first_error: Option<String>,
+}
+
+fn ms(us: u32) -> f64 {
+    f64::from(us) / 1000.0
+}
+
+struct Shared {
+    fake: fake::Fake,
+    tmp: tempfile::TempDir,
+    seva: PathBuf,
+    stations: PathBuf,
+    self_exe: PathBuf,
+    identity: u64,
+    runs: usize,
+}
+
+fn default_stations() -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/stations.example.csv");
+    if repo.exists() {
+        repo
+    } else {
+        PathBuf::from("config/stations.example.csv")
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let seva = args.seva.clone().unwrap_or_else(|| {
+        self_exe
+            .parent()
+            .map(|d| d.join("seva"))
+            .unwrap_or_else(|| PathBuf::from("seva"))
+    });
+    if !args.no_seva && !seva.exists() {
+        return Err(format!(
+            "no seva binary at {} (build it with `cargo build --release --bin seva`, or pass --seva)",
+            seva.display()
+        ));
+    }
+    let fake = fake::Fake::start().await.map_err(|e| e.to_string())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("seva-load-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let mut shared = Shared {
+        fake,
+        tmp,
+        seva,
+        stations: args.stations.clone().unwrap_or_else(default_stations),
+        self_exe,
+        identity: 1,
+        runs: 0,
+    };
+    eprintln!(
+        "seva-load: {} citizens, {} s warm-up + {} s measured per run, pinned: {}, load average: {}",
+        args.citizens,
+        args.warmup,
+        args.duration,
+        args.pin,
+        load_average()
+    );
+    let mut rows = Vec::new();
+    for channel in &args.channels {
+        for round in 1..=args.rounds {
+            let mut echo_rate = None;
+            if !args.no_echo {
+                let row = run_one(&args, &mut shared, *channel, round, None).await?;
+                echo_rate = Some(row.replies_per_sec);
+                print_row(&row);
+                rows.push(row);
+            }
+            if !args.no_seva {
+                for db in &args.databases {
+                    let mut row = run_one(&args, &mut shared, *channel, round, Some(db)).await?;
+                    row.ratio_to_echo = echo_rate.map(|e| row.replies_per_sec / e.max(1e-9));
+                    print_row(&row);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    eprintln!("load average after: {}", load_average());
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if args.keep {
+        let kept = shared.tmp.keep();
+        eprintln!("kept {}", kept.display());
+    }
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// One target (echo when `db` is `None`) under the load, from start to stop.
+async fn run_one(
+    args: &RunArgs,
+    shared: &mut Shared,
+    channel: Channel,
+    round: usize,
+    db: Option<&String>,
+) -> Result<Row, String> {
+    shared.runs += 1;
+    let n = shared.runs;
+    let listen = target::free_port().map_err(|e| e.to_string())?;
+    let pin = args.pin.then(|| args.target_cpus.clone());
+    let log = shared.tmp.path().join(format!("run{n}.log"));
+    let mut pg_db = None;
+    let (name, spawn) = match db {
+        None => (
+            "echo".to_owned(),
+            Spawn {
+                program: shared.self_exe.clone(),
+                args: vec![
+                    "echo".to_owned(),
+                    "--listen".to_owned(),
+                    listen.to_string(),
+                    "--graph-url".to_owned(),
+                    shared.fake.graph_url(),
+                    "--telegram-url".to_owned(),
+                    shared.fake.telegram_url(),
+                ],
+                env: Vec::new(),
+                pin,
+                log,
+                listen,
+            },
+        ),
+        Some(db) => {
+            let (label, url) = if db == "sqlite" {
+                let path = shared.tmp.path().join(format!("run{n}/seva.db"));
+                ("sqlite", format!("sqlite://{}", path.display()))
+            } else if db.starts_with("postgres") {
+                let name = format!("seva_load_{}_{n}", std::process::id());
+                let url = target::create_postgres_db(db, &name)?;
+                pg_db = Some((db.clone(), name));
+                ("postgres", url)
+            } else {
+                return Err(format!("--db {db}: expected sqlite or a postgres:// URL"));
+            };
+            let media = shared.tmp.path().join(format!("run{n}/media"));
+            let opts = SevaOptions {
+                binary: &shared.seva,
+                database_url: &url,
+                stations_csv: &shared.stations,
+                media_dir: &media,
+                graph_url: shared.fake.graph_url(),
+                telegram_url: shared.fake.telegram_url(),
+                rust_log: args.rust_log.as_deref(),
+            };
+            (format!("seva/{label}"), opts.spawn(listen, pin, log))
+        }
+    };
+    let result = measure(args, shared, channel, round, &name, spawn).await;
+    if let Some((base, name)) = pg_db {
+        target::drop_postgres_db(&base, &name);
+    }
+    result
+}
+
+async fn measure(
+    args: &RunArgs,
+    shared: &mut Shared,
+    channel: Channel,
+    round: usize,
+    name: &str,
+    spawn: Spawn,
+) -> Result<Row, String> {
+    let is_echo = name == "echo";
+    let target = Target::start(spawn).await?;
+    let timeout = Duration::from_secs(args.timeout);
+    let driver = Arc::new(Driver::new(
+        channel,
+        &format!("http://{}", target.addr),
+        shared.fake.routes.clone(),
+        timeout,
+    )?);
+    let plan = if is_echo {
+        journeys::cycle()
+    } else {
+        shared.identity += 1;
+        match load::calibrate(
+            &driver,
+            shared.identity,
+            Duration::from_millis(250),
+            args.verbose,
+        )
+        .await
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                let tail = target.log_tail(20);
+                target.stop().await;
+                return Err(format!("{name} on {}: {e}\n{tail}", channel.as_str()));
+            }
+        }
+    };
+    let first_identity = shared.identity + 1;
+    let spec = LoadSpec {
+        citizens: args.citizens,
+        warmup: Duration::from_secs(args.warmup),
+        duration: Duration::from_secs(args.duration),
+        timeout,
+        think: Duration::from_millis(args.think_ms),
+        check_outcomes: !is_echo,
+        first_identity,
+    };
+    // CPU in the window: sampled at its edges.
+    let warmup = spec.warmup;
+    let duration = spec.duration;
+    let sampler = {
+        let pid = target.pid;
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            let t0 = target::cpu_seconds(&format!("/proc/{pid}/stat"));
+            let s0 = target::cpu_seconds("/proc/self/stat");
+            tokio::time::sleep(duration).await;
+            let t1 = target::cpu_seconds(&format!("/proc/{pid}/stat"));
+            let s1 = target::cpu_seconds("/proc/self/stat");
+            let secs = duration.as_secs_f64();
+            let cores = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => (b - a) / secs,
+                _ => f64::NAN,
+            };
+            (cores(t0, t1), cores(s0, s1))
+        })
+    };
+    let measured: Measured = load::run(driver, plan, spec).await;
+    let (target_cpu, load_cpu) = sampler.await.unwrap_or((f64::NAN, f64::NAN));
+    // Identities are never reused against the same target.
+    shared.identity = first_identity + 10_000_000;
+    let peak_rss_mib = target.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+    let ready_ms = target.ready_in.as_secs_f64() * 1000.0;
+    target.stop().await;
+    let mut lat = measured.latencies_us.clone();
+    lat.sort_unstable();
+    let mut ack = measured.ack_us.clone();
+    ack.sort_unstable();
+    Ok(Row {
+        channel,
+        round,
+        target: name.to_owned(),
+        citizens: args.citizens,
+        replies_per_sec: measured.replies_per_sec(),
+        ratio_to_echo: None,
+        p50_ms: ms(percentile(&lat, 50.0)),
+        p90_ms: ms(percentile(&lat, 90.0)),
+        p99_ms: ms(percentile(&lat, 99.0)),
+        max_ms: ms(lat.last().copied().unwrap_or(0)),
+        ack_p50_ms: ms(percentile(&ack, 50.0)),
+        ack_p99_ms: ms(percentile(&ack, 99.0)),
+        errors: measured.errors,
+        timeouts: measured.timeouts,
+        unexpected_replies: measured.unexpected,
+        failed_journeys: measured.failed_journeys,
+        journeys: measured.journeys,
+        peak_rss_mib,
+        target_cpu,
+        load_cpu,
+        ready_ms,
+        first_error: measured.first_error,
+    })
+}
+
+fn print_row(row: &Row) {
+    eprintln!(
+        "  {} round {} {}: {:.0} replies/s{}, p50 {:.2} ms, p99 {:.2} ms, errors {}, timeouts {}, journeys {:?}, peak RSS {:.1} MiB, cpu target {:.2} load {:.2}{}",
+        row.channel.as_str(),
+        row.round,
+        row.target,
+        row.replies_per_sec,
+        row.ratio_to_echo
+            .map(|r| format!(" ({:.1} % of echo)", r * 100.0))
+            .unwrap_or_default(),
+        row.p50_ms,
+        row.p99_ms,
+        row.errors,
+        row.timeouts,
+        row.journeys,
+        row.peak_rss_mib,
+        row.target_cpu,
+        row.load_cpu,
+        row.first_error
+            .as_ref()
+            .map(|e| format!(", first error: {e}"))
+            .unwrap_or_default(),
+    );
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| channel | round | target | replies/s | × echo | p50 ms | p90 ms | p99 ms | max ms | ack p99 ms | errors | timeouts | journeys (C/L/S) | peak RSS MiB | target CPU | load CPU | ready ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{}/{} | {:.1} | {:.2} | {:.2} | {:.0} |",
+            r.channel.as_str(),
+            r.round,
+            r.target,
+            r.replies_per_sec,
+            r.ratio_to_echo
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "1".to_owned()),
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.ack_p99_ms,
+            r.errors,
+            r.timeouts,
+            r.journeys[0],
+            r.journeys[1],
+            r.journeys[2],
+            r.peak_rss_mib,
+            r.target_cpu,
+            r.load_cpu,
+            r.ready_ms,
+        );
+    }
+}
