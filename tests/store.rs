@@ -331,3 +331,25 @@ async fn one_store_leads_a_role_and_another_takes_over_within_seconds() {
         until("b steps down", Duration::from_secs(5), || !b.is_leader()).await;
     }
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_and_both_backends_enforce_foreign_keys() {
+    for h in common::backends().await {
+        if h.kind == Kind::Sqlite {
+            let mode: String = sqlx::query_scalar("pragma journal_mode")
+                .fetch_one(&h.db().await)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+        let orphan = NewOutbox {
+            citizen_id: Some(999_999),
+            ..reply("A")
+        };
+        assert!(
+            h.store.enqueue(&orphan, h.time()).await.is_err(),
+            "a row for a citizen that does not exist on {}",
+            h.kind.name()
+        );
+    }
+}

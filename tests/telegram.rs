@@ -676,12 +676,21 @@ async fn a_citizen_who_blocked_the_bot_is_marked_unreachable_and_gets_nothing_mo
             unreachable(&db, 444).await == Some(true)
         })
         .await;
-        let dead: Vec<String> = sqlx::query_scalar(
-            "select last_error from outbox where recipient = '444' and status = 'dead' order by id",
-        )
-        .fetch_all(&db)
-        .await
-        .unwrap();
+        let dead = || async {
+            let dead: Vec<String> = sqlx::query_scalar(
+                "select last_error from outbox where recipient = '444' and status = 'dead' order by id",
+            )
+            .fetch_all(&db)
+            .await
+            .unwrap();
+            dead
+        };
+        // The dispatcher records the row just after the sender marked the citizen.
+        wait_for("the row that met the 403 is dead", || async {
+            !dead().await.is_empty()
+        })
+        .await;
+        let dead = dead().await;
         assert!(!dead.is_empty() && dead[0].starts_with("403"), "{dead:?}");
 
         // A status push now is not even tried.
