@@ -59,12 +59,13 @@ fn say(lang: Lang, id: &str) -> String {
     Catalog::global().text(lang, &Text::new(id))
 }
 
-/// Every valid reference printed in `out`.
+/// Every valid reference printed in `out`, exactly as Seva prints one (`K-XXXX-XXXX-X`).
+/// Reading loosely would find one in ordinary words about once in 32 windows.
 fn references(out: &str) -> Vec<String> {
     let chars: Vec<char> = out.chars().collect();
     (0..chars.len().saturating_sub(12))
         .map(|i| chars[i..i + 13].iter().collect::<String>())
-        .filter(|s| s.chars().nth(1) == Some('-') && Reference::parse(s).is_ok())
+        .filter(|s| Reference::parse(s).is_ok_and(|r| r.to_string() == *s))
         .collect()
 }
 

@@ -420,7 +420,7 @@ fn reference_in(text: &str) -> Option<String> {
     text.char_indices()
         .filter(|(_, c)| *c == 'L')
         .filter_map(|(i, _)| text.get(i..i + 13))
-        .find(|r| flows::reference::Reference::parse(r).is_ok())
+        .find(|r| flows::reference::Reference::parse(r).is_ok_and(|p| p.to_string() == *r))
         .map(str::to_owned)
 }
 
