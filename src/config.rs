@@ -49,8 +49,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `seva` can be told.
-#[derive(Debug, Clone)]
+/// Everything `seva` can be told. `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Config {
     /// `SEVA_LISTEN`: the HTTP listen address (webhooks, officer API, health).
     pub listen: SocketAddr,
@@ -77,6 +77,39 @@ pub struct Config {
     pub telegram: Option<TelegramConfig>,
     /// The back-office event webhook; `None` when `SEVA_EVENTS_URL` is unset.
     pub events: Option<EventsConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url_password(&self.database_url))
+            .field("timezone", &self.timezone)
+            .field("stations_csv", &self.stations_csv)
+            .field("media_dir", &self.media_dir)
+            .field("log_format", &self.log_format)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("drain_delay", &self.drain_delay)
+            .field("whatsapp", &self.whatsapp)
+            .field("telegram", &self.telegram)
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; other URLs unchanged.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +402,22 @@ fn positive(src: &Sources<'_>, key: &str, default: u32) -> Result<u32, ConfigErr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_hides_the_database_password() {
+        assert_eq!(
+            super::redact_url_password("postgres://seva:hunter2@db:5432/seva"),
+            "postgres://seva:***@db:5432/seva"
+        );
+        assert_eq!(
+            super::redact_url_password("sqlite://./data/seva.db"),
+            "sqlite://./data/seva.db"
+        );
+        assert_eq!(
+            super::redact_url_password("postgres://seva@db/x"),
+            "postgres://seva@db/x"
+        );
+    }
+
     use super::*;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
