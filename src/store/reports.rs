@@ -664,20 +664,7 @@ impl Store {
                 change.fir_number.as_deref(),
                 change.note.as_deref(),
             );
-            pushed = enqueue_once(
-                &mut tx,
-                &NewNotice {
-                    citizen_id: Some(citizen.id),
-                    channel: citizen.channel,
-                    recipient: &citizen.external_id,
-                    kind: OutboxKind::Push,
-                    content: &content,
-                    lang: Some(lang),
-                    key: format!("push:{history_id}:{}", citizen.id),
-                },
-                now,
-            )
-            .await?;
+            pushed = enqueue_push(&mut tx, &citizen, lang, &content, history_id, now).await?;
         }
         let mut event = false;
         if notices.events {
@@ -801,20 +788,7 @@ impl Store {
                 station.name(lang),
                 note,
             );
-            pushed = enqueue_once(
-                &mut tx,
-                &NewNotice {
-                    citizen_id: Some(citizen.id),
-                    channel: citizen.channel,
-                    recipient: &citizen.external_id,
-                    kind: OutboxKind::Push,
-                    content: &content,
-                    lang: Some(lang),
-                    key: format!("push:{history_id}:{}", citizen.id),
-                },
-                now,
-            )
-            .await?;
+            pushed = enqueue_push(&mut tx, &citizen, lang, &content, history_id, now).await?;
         }
         let mut event = false;
         if notices.events {
@@ -1117,6 +1091,32 @@ struct NewNotice<'a> {
 }
 
 /// Writes the notice unless one with its key exists; returns whether it was written.
+/// The one push a history row earns its citizen, on the channel they filed from; keyed on the
+/// history row so retries never write a second one.
+async fn enqueue_push(
+    tx: &mut Tx,
+    citizen: &Citizen,
+    lang: Lang,
+    content: &OutboxContent,
+    history_id: i64,
+    now: i64,
+) -> Result<bool> {
+    enqueue_once(
+        tx,
+        &NewNotice {
+            citizen_id: Some(citizen.id),
+            channel: citizen.channel,
+            recipient: &citizen.external_id,
+            kind: OutboxKind::Push,
+            content,
+            lang: Some(lang),
+            key: format!("push:{history_id}:{}", citizen.id),
+        },
+        now,
+    )
+    .await
+}
+
 async fn enqueue_once(tx: &mut Tx, notice: &NewNotice<'_>, now: i64) -> Result<bool> {
     let content =
         serde_json::to_string(notice.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
