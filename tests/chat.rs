@@ -6,7 +6,6 @@ use std::process::{Command, Stdio};
 
 use flows::Lang;
 use flows::catalog::Catalog;
-use flows::reference::Reference;
 use flows::reply::{Reply, Text};
 use sqlx::AnyPool;
 
@@ -59,16 +58,6 @@ fn say(lang: Lang, id: &str) -> String {
     Catalog::global().text(lang, &Text::new(id))
 }
 
-/// Every valid reference printed in `out`, exactly as Seva prints one (`K-XXXX-XXXX-X`).
-/// Reading loosely would find one in ordinary words about once in 32 windows.
-fn references(out: &str) -> Vec<String> {
-    let chars: Vec<char> = out.chars().collect();
-    (0..chars.len().saturating_sub(12))
-        .map(|i| chars[i..i + 13].iter().collect::<String>())
-        .filter(|s| Reference::parse(s).is_ok_and(|r| r.to_string() == *s))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_complaint_filed_in_hindi_is_checked_from_a_second_session_and_hidden_from_others() {
     for db in common::TestDb::all().await {
@@ -93,7 +82,7 @@ async fn a_complaint_filed_in_hindi_is_checked_from_a_second_session_and_hidden_
             format!("{}\n", filing.join("\n")).as_bytes(),
         );
         assert!(out.contains(&say(Lang::Hi, "menu-prompt")), "{out}");
-        let filed = references(&out);
+        let filed = common::references(&out);
         assert_eq!(filed.len(), 1, "one reference printed: {out}");
         let reference = &filed[0];
         assert!(reference.starts_with("C-"), "{reference}");
@@ -228,7 +217,7 @@ async fn a_draft_resumes_after_a_restart_on_the_same_database() {
             b"yesterday\nPatna Junction\n2\nMeera\n9123456780\n1\n",
         );
         assert!(!out.contains(&say(Lang::En, "language-prompt")), "{out}");
-        let filed = references(&out);
+        let filed = common::references(&out);
         assert_eq!(filed.len(), 1, "{out}");
         assert!(filed[0].starts_with("L-"), "{}", filed[0]);
 

@@ -3,6 +3,8 @@
 //! and no message text. Every server here talks only to the in-process fakes of
 //! `webhook::testing` and `bot::testing`, on 127.0.0.1.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -318,25 +320,8 @@ async fn lost_wallet(c: &mut Citizen, fake: &FakeGraph) -> String {
     let said: Vec<String> = fake.messages().iter().map(testing::message_text).collect();
     said.iter()
         .rev()
-        .find_map(|t| reference_in(t, 'L'))
+        .find_map(|t| common::reference_in(t, 'L'))
         .unwrap_or_else(|| panic!("no reference in {said:#?}"))
-}
-
-/// The first reference of `kind` (`L-XXXX-XXXX-X`) in a text.
-fn reference_in(text: &str, kind: char) -> Option<String> {
-    let chars: Vec<char> = text.chars().collect();
-    (0..chars.len().saturating_sub(12)).find_map(|i| {
-        let cand: String = chars[i..i + 13].iter().collect();
-        let ok = chars[i] == kind
-            && chars[i + 1] == '-'
-            && chars[i + 6] == '-'
-            && chars[i + 11] == '-'
-            && cand
-                .chars()
-                .enumerate()
-                .all(|(j, c)| matches!(j, 0 | 1 | 6 | 11) || c.is_ascii_alphanumeric());
-        ok.then_some(cand)
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

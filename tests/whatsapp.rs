@@ -391,23 +391,6 @@ fn assert_text(m: &Value) {
     assert!(!m["text"]["body"].as_str().unwrap().is_empty());
 }
 
-/// The first reference of `kind` (`C-XXXX-XXXX-X`) in a text.
-fn reference_in(text: &str, kind: char) -> Option<String> {
-    let chars: Vec<char> = text.chars().collect();
-    (0..chars.len().saturating_sub(12)).find_map(|i| {
-        let cand: String = chars[i..i + 13].iter().collect();
-        let ok = chars[i] == kind
-            && chars[i + 1] == '-'
-            && chars[i + 6] == '-'
-            && chars[i + 11] == '-'
-            && cand
-                .chars()
-                .enumerate()
-                .all(|(j, c)| matches!(j, 0 | 1 | 6 | 11) || c.is_ascii_alphanumeric());
-        ok.then_some(cand)
-    })
-}
-
 /// Every message went to Asha with the Bearer token and an outbox id as opaque data.
 fn assert_addressed(fake: &FakeGraph) {
     for r in fake.requests().iter().filter(|r| r.is_message()) {
@@ -526,7 +509,7 @@ async fn a_complaint_filed_in_hindi_through_signed_webhooks_gets_its_reference()
         let out = s.turn(m).await;
         let said = all_text(&out);
         let reference =
-            reference_in(&said, 'C').unwrap_or_else(|| panic!("no reference in {said}"));
+            common::reference_in(&said, 'C').unwrap_or_else(|| panic!("no reference in {said}"));
         assert!(said.contains("कोतवाली"), "{said}");
 
         // The report is filed under that reference, with the photo's media id.
@@ -675,7 +658,7 @@ async fn english_report(s: &mut Server, menu: &str, item: &str) -> String {
     let out = s.turn(m).await;
     let said = all_text(&out);
     let kind = if menu == "menu:found" { 'F' } else { 'L' };
-    reference_in(&said, kind).unwrap_or_else(|| panic!("no reference in {said}"))
+    common::reference_in(&said, kind).unwrap_or_else(|| panic!("no reference in {said}"))
 }
 
 #[tokio::test]

@@ -575,3 +575,18 @@ impl ChannelSender for FakeSender {
         }
     }
 }
+
+/// Every valid reference printed in `out`, exactly as Seva prints one (`K-XXXX-XXXX-X`).
+/// Reading loosely would find one in ordinary words about once in 32 windows.
+pub fn references(out: &str) -> Vec<String> {
+    let chars: Vec<char> = out.chars().collect();
+    (0..chars.len().saturating_sub(12))
+        .map(|i| chars[i..i + 13].iter().collect::<String>())
+        .filter(|s| flows::reference::Reference::parse(s).is_ok_and(|r| r.to_string() == *s))
+        .collect()
+}
+
+/// The first reference of that kind (`C`, `L`, `F`) printed in `text`.
+pub fn reference_in(text: &str, kind: char) -> Option<String> {
+    references(text).into_iter().find(|r| r.starts_with(kind))
+}
