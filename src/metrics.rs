@@ -18,10 +18,10 @@
 //! | `seva_dialogue_steps_total` | counter | `journey` |
 //! | `seva_messages_failed_total` | counter | `reason` |
 //! | `seva_reports_filed_total` | counter | `kind`, `channel` |
-//! | `seva_outbox_depth` | gauge | `channel` (pending and sending rows) |
-//! | `seva_outbox_oldest_age_seconds` | gauge | `channel` (oldest pending or sending row) |
-//! | `seva_outbox_dead` | gauge | `channel` |
-//! | `seva_outbox_sends_total` | counter | `channel`, `outcome` |
+//! | `seva_outbox_depth` | gauge | `channel`, `kind` (pending and sending rows) |
+//! | `seva_outbox_oldest_age_seconds` | gauge | `channel`, `kind` (oldest pending or sending row) |
+//! | `seva_outbox_dead` | gauge | `channel`, `kind` |
+//! | `seva_outbox_sends_total` | counter | `channel`, `kind`, `outcome` |
 //! | `seva_provider_errors_total` | counter | `channel`, `code` |
 //! | `seva_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `seva_http_request_duration_seconds` | histogram | `method`, `route` |
@@ -38,7 +38,7 @@ use flows::delivery::SendOutcome;
 use flows::message::{Body, Channel, MediaKind};
 use flows::state::{Conversation, Step};
 
-use crate::store::{OutboxRow, OutboxStatus, Store, StoreError};
+use crate::store::{OutboxKind, OutboxStatus, OutboxTally, Store, StoreError};
 
 /// Label values, in the order of the family's label names.
 type Key = Vec<String>;
@@ -301,23 +301,23 @@ static FILED: Counter = Counter::new(
 );
 static OUTBOX_DEPTH: Gauge = Gauge::new(
     "seva_outbox_depth",
-    "Outbox rows not yet delivered (pending or sending), by channel; refreshed at each scrape.",
-    &["channel"],
+    "Outbox rows not yet delivered (pending or sending), by channel and kind; refreshed at each scrape.",
+    &["channel", "kind"],
 );
 static OUTBOX_AGE: Gauge = Gauge::new(
     "seva_outbox_oldest_age_seconds",
-    "Age of the oldest undelivered (pending or sending) outbox row, by channel; 0 when none.",
-    &["channel"],
+    "Age of the oldest undelivered (pending or sending) outbox row, by channel and kind; 0 when none.",
+    &["channel", "kind"],
 );
 static OUTBOX_DEAD: Gauge = Gauge::new(
     "seva_outbox_dead",
-    "Dead-letter outbox rows (see `seva outbox list --dead`), by channel.",
-    &["channel"],
+    "Dead-letter outbox rows (see `seva outbox list --dead`), by channel and kind.",
+    &["channel", "kind"],
 );
 static SENDS: Counter = Counter::new(
     "seva_outbox_sends_total",
-    "Outbox send attempts by channel and outcome (sent, retry_after, transient, permanent).",
-    &["channel", "outcome"],
+    "Outbox send attempts by channel, kind and outcome (sent, retry_after, transient, permanent).",
+    &["channel", "kind", "outcome"],
 );
 static PROVIDER_ERRORS: Counter = Counter::new(
     "seva_provider_errors_total",
@@ -357,6 +357,13 @@ const CHANNELS: [Channel; 4] = [
     Channel::Telegram,
     Channel::Terminal,
     Channel::Events,
+];
+
+const OUTBOX_KINDS: [OutboxKind; 4] = [
+    OutboxKind::Reply,
+    OutboxKind::Push,
+    OutboxKind::Alert,
+    OutboxKind::Event,
 ];
 
 /// The text exposition of every series.
@@ -453,14 +460,14 @@ pub fn report_filed(kind: &str, channel: Channel) {
 }
 
 /// The dispatcher recorded an attempt's outcome.
-pub fn outbox_send(channel: Channel, outcome: &SendOutcome) {
+pub fn outbox_send(channel: Channel, kind: OutboxKind, outcome: &SendOutcome) {
     let label = match outcome {
         SendOutcome::Sent { .. } => "sent",
         SendOutcome::RetryAfter { .. } => "retry_after",
         SendOutcome::Transient { .. } => "transient",
         SendOutcome::Permanent { .. } => "permanent",
     };
-    SENDS.inc(&[channel.as_str(), label]);
+    SENDS.inc(&[channel.as_str(), kind.as_str(), label]);
 }
 
 /// A provider answered a send with an error: counted by its code.
@@ -545,11 +552,7 @@ pub fn set_draining(draining: bool) {
     DRAINING.set(&[], if draining { 1.0 } else { 0.0 });
 }
 
-/// Outbox rows looked at per refresh, newest first. A backlog larger than this shows as this
-/// many rows (and the oldest age as that of the oldest row seen).
-pub const OUTBOX_SCAN: u32 = 10_000;
-
-/// Per-channel outbox figures computed from undelivered rows.
+/// One channel's and kind's outbox figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxFigures {
     pub depth: u64,
@@ -557,44 +560,48 @@ pub struct OutboxFigures {
     pub oldest_created_at: Option<i64>,
 }
 
-/// The outbox gauges from the store's undelivered rows (everything but `sent`).
+/// The outbox gauges from the store's counts.
 pub async fn refresh_outbox(store: &Store, now: i64) -> Result<(), StoreError> {
-    let rows = store.list_outbox(false, OUTBOX_SCAN).await?;
-    set_outbox(&outbox_figures(&rows), now);
+    let tallies = store.outbox_tallies().await?;
+    set_outbox(&outbox_figures(&tallies), now);
     Ok(())
 }
 
-/// Figures per channel, every channel present.
-pub fn outbox_figures(rows: &[OutboxRow]) -> Vec<(Channel, OutboxFigures)> {
-    CHANNELS
-        .iter()
-        .map(|&channel| {
+/// Figures per channel and kind, every pair present (a drained queue must read 0, not vanish).
+pub fn outbox_figures(tallies: &[OutboxTally]) -> Vec<(Channel, OutboxKind, OutboxFigures)> {
+    let mut out = Vec::with_capacity(CHANNELS.len() * OUTBOX_KINDS.len());
+    for channel in CHANNELS {
+        for kind in OUTBOX_KINDS {
             let mut f = OutboxFigures::default();
-            for row in rows.iter().filter(|r| r.channel == channel) {
-                match row.status {
+            for t in tallies
+                .iter()
+                .filter(|t| t.channel == channel && t.kind == kind)
+            {
+                match t.status {
                     OutboxStatus::Pending | OutboxStatus::Sending => {
-                        f.depth += 1;
+                        f.depth += t.count;
                         f.oldest_created_at = Some(
                             f.oldest_created_at
-                                .map_or(row.created_at, |t| t.min(row.created_at)),
+                                .map_or(t.oldest_created_at, |o| o.min(t.oldest_created_at)),
                         );
                     }
-                    OutboxStatus::Dead => f.dead += 1,
+                    OutboxStatus::Dead => f.dead += t.count,
                     OutboxStatus::Sent => {}
                 }
             }
-            (channel, f)
-        })
-        .collect()
+            out.push((channel, kind, f));
+        }
+    }
+    out
 }
 
-fn set_outbox(figures: &[(Channel, OutboxFigures)], now: i64) {
-    for (channel, f) in figures {
-        let c = [channel.as_str()];
-        OUTBOX_DEPTH.set(&c, f.depth as f64);
-        OUTBOX_DEAD.set(&c, f.dead as f64);
+fn set_outbox(figures: &[(Channel, OutboxKind, OutboxFigures)], now: i64) {
+    for (channel, kind, f) in figures {
+        let labels = [channel.as_str(), kind.as_str()];
+        OUTBOX_DEPTH.set(&labels, f.depth as f64);
+        OUTBOX_DEAD.set(&labels, f.dead as f64);
         let age = f.oldest_created_at.map_or(0, |t| (now - t).max(0));
-        OUTBOX_AGE.set(&c, age as f64);
+        OUTBOX_AGE.set(&labels, age as f64);
     }
 }
 

@@ -388,20 +388,20 @@ async fn metrics_show_whatsapp_traffic_journeys_reports_provider_errors_and_late
     );
     at_least(
         &text,
-        r#"seva_outbox_sends_total{channel="whatsapp",outcome="sent"}"#,
+        r#"seva_outbox_sends_total{channel="whatsapp",kind="reply",outcome="sent"}"#,
         11.0,
     );
     at_least(
         &text,
-        r#"seva_outbox_sends_total{channel="whatsapp",outcome="permanent"}"#,
+        r#"seva_outbox_sends_total{channel="whatsapp",kind="reply",outcome="permanent"}"#,
         1.0,
     );
     // Gauges are process-wide and other tests run servers too: present is what is certain.
     for gauge in [
-        r#"seva_outbox_depth{channel="whatsapp"}"#,
-        r#"seva_outbox_oldest_age_seconds{channel="whatsapp"}"#,
-        r#"seva_outbox_dead{channel="whatsapp"}"#,
-        r#"seva_outbox_depth{channel="telegram"}"#,
+        r#"seva_outbox_depth{channel="whatsapp",kind="reply"}"#,
+        r#"seva_outbox_oldest_age_seconds{channel="whatsapp",kind="reply"}"#,
+        r#"seva_outbox_dead{channel="whatsapp",kind="reply"}"#,
+        r#"seva_outbox_depth{channel="telegram",kind="push"}"#,
         "seva_http_requests_in_flight",
     ] {
         assert!(sample(&text, gauge).is_some(), "no {gauge} in\n{text}");
@@ -489,7 +489,7 @@ async fn metrics_count_telegram_429_and_403_by_code() {
     );
     at_least(
         &text,
-        r#"seva_outbox_sends_total{channel="telegram",outcome="retry_after"}"#,
+        r#"seva_outbox_sends_total{channel="telegram",kind="reply",outcome="retry_after"}"#,
         1.0,
     );
     server.stopped().await.unwrap();

@@ -12,7 +12,7 @@ use flows::delivery::SendOutcome;
 use flows::message::Channel;
 use flows::reply::{Reply, Text};
 use seva::outbox::{ChannelSender, Dispatcher, RetryPolicy};
-use seva::store::{Claim, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
+use seva::store::{Claim, NewOutbox, OutboxKind, OutboxLane, OutboxRow, OutboxStatus, SendRecord};
 
 fn reply(to: &str, id: &str) -> NewOutbox {
     NewOutbox {
@@ -35,6 +35,7 @@ fn dispatcher(h: &Harness, sender: &Arc<FakeSender>) -> Dispatcher {
         base: Duration::from_secs(2),
         cap: Duration::from_secs(10),
         max_attempts: 4,
+        jitter: false,
     })
 }
 
@@ -260,6 +261,7 @@ async fn rows_left_sending_by_a_crash_are_sent_after_restart() {
                 &Claim {
                     channels: &[Channel::Telegram],
                     recipient: None,
+                    lane: None,
                     limit: 10,
                 },
                 h.time(),
@@ -362,5 +364,157 @@ async fn the_running_dispatcher_delivers_what_a_turn_wrote_and_stops_on_request(
             .unwrap()
             .unwrap();
         assert_eq!(fake.delivered()[0].0, "asha");
+    }
+}
+
+fn push(to: &str, id: &str) -> NewOutbox {
+    NewOutbox {
+        kind: OutboxKind::Push,
+        ..reply(to, id)
+    }
+}
+
+async fn claim(h: &Harness, lane: OutboxLane) -> Vec<OutboxRow> {
+    h.store
+        .claim_due(
+            &Claim {
+                channels: &[Channel::Telegram],
+                recipient: None,
+                lane: Some(lane),
+                limit: 1000,
+            },
+            h.time(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn ids(rows: Vec<OutboxRow>) -> Vec<i64> {
+    rows.iter().map(|r| r.id).collect()
+}
+
+async fn sent(h: &Harness, id: i64) {
+    let record = SendRecord::Sent {
+        provider_id: "x".into(),
+    };
+    h.store.record_send(id, &record, 1, h.time()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_is_claimed_apart_from_a_backlog_of_pushes_and_a_push_never_cuts_into_a_reply() {
+    for h in common::backends().await {
+        let t = h.time();
+        for n in 0..50 {
+            let p = push(&format!("P{n}"), "cmd-help");
+            h.store.enqueue(&p, t).await.unwrap();
+        }
+        // A's push is due ahead of A's reply: it rides along in the reply's lane, first.
+        let a_push = h.store.enqueue(&push("A", "cmd-help"), t).await.unwrap();
+        let a_reply = h
+            .store
+            .enqueue(&reply("A", "menu-prompt"), t)
+            .await
+            .unwrap();
+        // B's push comes after B's reply: it never cuts in before it.
+        let b_reply = h
+            .store
+            .enqueue(&reply("B", "menu-prompt"), t)
+            .await
+            .unwrap();
+        let b_push = h.store.enqueue(&push("B", "cmd-help"), t).await.unwrap();
+        // C's push waits (for the WhatsApp window, say): C's reply does not wait for it.
+        let c_push = h.store.enqueue(&push("C", "cmd-help"), t).await.unwrap();
+        let later = SendRecord::Retry {
+            next_attempt_at: t + 600,
+            error: "waiting".into(),
+        };
+        h.store.record_send(c_push, &later, 0, t).await.unwrap();
+        let c_reply = h
+            .store
+            .enqueue(&reply("C", "menu-prompt"), t)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            ids(claim(&h, OutboxLane::Interactive).await).await,
+            [a_push, b_reply, c_reply]
+        );
+        let bulk = ids(claim(&h, OutboxLane::Bulk).await).await;
+        assert_eq!(bulk.len(), 50, "the backlog only: {bulk:?}");
+        assert!(![a_push, b_push, c_push].iter().any(|id| bulk.contains(id)));
+
+        sent(&h, a_push).await;
+        sent(&h, b_reply).await;
+        assert_eq!(
+            ids(claim(&h, OutboxLane::Interactive).await).await,
+            [a_reply]
+        );
+        assert_eq!(ids(claim(&h, OutboxLane::Bulk).await).await, [b_push]);
+    }
+}
+
+#[tokio::test]
+async fn retries_are_jittered_within_the_upper_half_of_the_backoff() {
+    let policy = RetryPolicy::default();
+    assert!(policy.jitter, "jitter is on by default");
+    let full = policy.backoff(5);
+    let waits: Vec<Duration> = (0..200).map(|_| policy.delay(5)).collect();
+    assert!(
+        waits.iter().all(|w| *w >= full / 2 && *w <= full),
+        "{waits:?}"
+    );
+    let distinct: std::collections::HashSet<_> = waits.iter().map(|w| w.as_millis()).collect();
+    assert!(
+        distinct.len() > 50,
+        "rows failing together must not all retry together: {distinct:?}"
+    );
+    let exact = RetryPolicy {
+        jitter: false,
+        ..policy
+    };
+    assert_eq!(exact.delay(5), full);
+}
+
+#[tokio::test]
+async fn a_back_office_event_is_retried_past_the_attempt_limit_until_acknowledged() {
+    for h in common::backends().await {
+        let fake = FakeSender::new(Channel::Events);
+        let sender: Arc<dyn ChannelSender> = fake.clone();
+        let d =
+            Dispatcher::new(h.store.clone(), vec![sender], h.clock()).with_policy(RetryPolicy {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(4),
+                max_attempts: 3,
+                jitter: false,
+            });
+        let event = NewOutbox {
+            channel: Channel::Events,
+            recipient: "backoffice".into(),
+            kind: OutboxKind::Event,
+            ..reply("backoffice", "x")
+        };
+        let id = h.store.enqueue(&event, h.time()).await.unwrap();
+        for _ in 0..8 {
+            fake.script(
+                "backoffice",
+                SendOutcome::Transient {
+                    reason: "receiver answered HTTP 503".into(),
+                },
+            );
+        }
+        for attempt in 1..=8 {
+            d.run_once().await.unwrap();
+            let r = row(&h, id).await;
+            assert_eq!(
+                (r.status, r.attempts),
+                (OutboxStatus::Pending, attempt),
+                "never dead before a 2xx"
+            );
+            assert!(r.next_attempt_at - h.time() <= 4, "the wait is capped");
+            h.advance(r.next_attempt_at - h.time());
+        }
+        d.run_once().await.unwrap();
+        assert_eq!(row(&h, id).await.status, OutboxStatus::Sent);
+        assert_eq!(fake.delivered(), [("backoffice".to_owned(), id)]);
     }
 }

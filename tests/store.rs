@@ -205,6 +205,7 @@ async fn two_dispatchers_never_claim_one_row_and_keep_each_recipients_order() {
                 let claim = Claim {
                     channels: &channels,
                     recipient: None,
+                    lane: None,
                     limit: 7,
                 };
                 loop {
@@ -258,6 +259,7 @@ async fn a_row_whose_claim_lease_ran_out_is_claimed_again() {
         let claim = Claim {
             channels: &channels,
             recipient: None,
+            lane: None,
             limit: 10,
         };
         let first = h.store.claim_due(&claim, h.time()).await.unwrap();

@@ -73,7 +73,9 @@ impl EventsSender {
     }
 }
 
-/// What a receiver's HTTP status means for the event.
+/// What a receiver's HTTP status means for the event. Only a 2xx acknowledges it (spec §4:
+/// "retried until acknowledged"): a 4xx from a receiver being redeployed or misconfigured is
+/// retried with backoff like a 5xx, and the outbox age gauge for `events` shows the stall.
 pub fn classify(status: u16, retry_after: Option<u64>) -> SendOutcome {
     match status {
         200..=299 => SendOutcome::Sent {
@@ -82,12 +84,8 @@ pub fn classify(status: u16, retry_after: Option<u64>) -> SendOutcome {
         429 => SendOutcome::RetryAfter {
             secs: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
         },
-        408 | 500..=599 => SendOutcome::Transient {
+        _ => SendOutcome::Transient {
             reason: format!("receiver answered HTTP {status}"),
-        },
-        _ => SendOutcome::Permanent {
-            code: format!("http_{status}"),
-            reason: format!("receiver refused the event with HTTP {status}"),
         },
     }
 }
@@ -176,7 +174,7 @@ mod tests {
         assert_eq!(classify(429, Some(7)), SendOutcome::RetryAfter { secs: 7 });
         assert!(matches!(classify(503, None), SendOutcome::Transient { .. }));
         assert!(matches!(classify(408, None), SendOutcome::Transient { .. }));
-        assert!(matches!(classify(400, None), SendOutcome::Permanent { .. }));
-        assert!(matches!(classify(301, None), SendOutcome::Permanent { .. }));
+        assert!(matches!(classify(400, None), SendOutcome::Transient { .. }));
+        assert!(matches!(classify(301, None), SendOutcome::Transient { .. }));
     }
 }

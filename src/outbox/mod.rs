@@ -2,6 +2,11 @@
 //! sends through the channel's [`ChannelSender`] and records the outcome (sent, retry later,
 //! dead letter).
 //!
+//! Two lanes share each channel's pacing: replies (the interactive lane) are claimed apart from
+//! pushes, alerts and events (the bulk lane), and each lane takes its pacing slots one at a
+//! time, just before a send, so a reply waits at most a slot or two behind a burst of 10,000
+//! status pushes instead of behind the whole burst.
+//!
 //! Delivery is at least once: a crash between a provider's answer and our record of it leaves
 //! the row in `sending`, and it is put back to pending when a dispatcher next takes the
 //! channel over (at the next start; with replicas on PostgreSQL, when another replica takes
@@ -28,7 +33,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::store::{Claim, Leader, OutboxKind, OutboxRow, SendRecord, Store, StoreError};
+use crate::store::{
+    Claim, Leader, OutboxKind, OutboxLane, OutboxRow, SendRecord, Store, StoreError,
+};
 
 /// How often the dispatcher looks for due rows when nobody wakes it.
 const POLL: Duration = Duration::from_secs(1);
@@ -73,8 +80,12 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// The longest wait between attempts.
     pub cap: Duration,
-    /// Attempts (sends tried) after which a transient failure makes the row dead.
+    /// Attempts (sends tried) after which a transient failure makes the row dead. Back-office
+    /// events are exempt: they are retried until the receiver answers 2xx (spec §4).
     pub max_attempts: u32,
+    /// Waits are drawn from the upper half of the backoff ("equal jitter"), so the rows that
+    /// failed together in one provider outage do not all come back in the same second.
+    pub jitter: bool,
 }
 
 impl Default for RetryPolicy {
@@ -83,35 +94,50 @@ impl Default for RetryPolicy {
             base: Duration::from_secs(2),
             cap: Duration::from_secs(15 * 60),
             max_attempts: 10,
+            jitter: true,
         }
     }
 }
 
 impl RetryPolicy {
-    /// The wait after the `attempts`-th failed attempt (1-based).
+    /// The longest wait after the `attempts`-th failed attempt (1-based), before jitter.
     pub fn backoff(&self, attempts: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
         self.base.saturating_mul(factor).min(self.cap)
     }
+
+    /// The wait after the `attempts`-th failed attempt: [`RetryPolicy::backoff`], or with
+    /// jitter a time between half of it and all of it.
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let full = self.backoff(attempts);
+        if !self.jitter {
+            return full;
+        }
+        let half = full / 2;
+        half + (full - half).mul_f64(rand::random::<f64>())
+    }
 }
 
-/// Spaces one channel's sends at most `per_second` apart, across all its recipients.
+/// Spaces one channel's sends at most `per_second` apart, across all its recipients and both
+/// lanes.
 struct Pacer {
     interval: Duration,
-    next: tokio::sync::Mutex<Instant>,
+    next: std::sync::Mutex<Instant>,
 }
 
 impl Pacer {
     fn new(per_second: u32) -> Pacer {
         Pacer {
             interval: Duration::from_secs(1) / per_second.max(1),
-            next: tokio::sync::Mutex::new(Instant::now()),
+            next: std::sync::Mutex::new(Instant::now()),
         }
     }
 
+    /// Takes the next free slot and sleeps until it. Callers take one slot per send, right
+    /// before it, so neither lane books far ahead of the other.
     async fn wait(&self) {
         let slot = {
-            let mut next = self.next.lock().await;
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
             let slot = (*next).max(Instant::now());
             *next = slot + self.interval;
             slot
@@ -120,7 +146,8 @@ impl Pacer {
     }
 }
 
-struct Lane {
+/// How one channel's messages leave: its sender and, when configured, its pacing.
+struct Route {
     sender: Arc<dyn ChannelSender>,
     pacer: Option<Pacer>,
 }
@@ -128,7 +155,7 @@ struct Lane {
 /// Drains the outbox for the channels it has senders for.
 pub struct Dispatcher {
     store: Store,
-    lanes: HashMap<Channel, Arc<Lane>>,
+    routes: HashMap<Channel, Arc<Route>>,
     channels: Vec<Channel>,
     clock: Clock,
     policy: RetryPolicy,
@@ -138,21 +165,21 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher for `senders` (one per channel; a later one replaces an earlier one).
     pub fn new(store: Store, senders: Vec<Arc<dyn ChannelSender>>, clock: Clock) -> Dispatcher {
-        let mut lanes = HashMap::new();
+        let mut routes = HashMap::new();
         for sender in senders {
-            lanes.insert(
+            routes.insert(
                 sender.channel(),
-                Arc::new(Lane {
+                Arc::new(Route {
                     sender,
                     pacer: None,
                 }),
             );
         }
-        let mut channels: Vec<Channel> = lanes.keys().copied().collect();
+        let mut channels: Vec<Channel> = routes.keys().copied().collect();
         channels.sort_by_key(|c| c.as_str());
         Dispatcher {
             store,
-            lanes,
+            routes,
             channels,
             clock,
             policy: RetryPolicy::default(),
@@ -167,9 +194,9 @@ impl Dispatcher {
 
     /// Sends on `channel` at most `per_second` messages per second.
     pub fn with_pace(mut self, channel: Channel, per_second: u32) -> Dispatcher {
-        if let Some(lane) = self.lanes.get_mut(&channel) {
-            *lane = Arc::new(Lane {
-                sender: lane.sender.clone(),
+        if let Some(route) = self.routes.get_mut(&channel) {
+            *route = Arc::new(Route {
+                sender: route.sender.clone(),
                 pacer: Some(Pacer::new(per_second)),
             });
         }
@@ -192,9 +219,10 @@ impl Dispatcher {
         let claim = Claim {
             channels: &self.channels,
             recipient: None,
+            lane: None,
             limit: BATCH,
         };
-        self.send_claimed(&claim).await
+        self.send_claimed(&claim, None).await
     }
 
     /// Sends every due row for one recipient, in order, until none is due (`seva chat`).
@@ -204,24 +232,37 @@ impl Dispatcher {
         let claim = Claim {
             channels: &channels,
             recipient: Some(recipient),
+            lane: None,
             limit: 1,
         };
         let mut handled = 0;
         loop {
-            match self.send_claimed(&claim).await? {
+            match self.send_claimed(&claim, None).await? {
                 0 => return Ok(handled),
                 n => handled += n,
             }
         }
     }
 
-    async fn send_claimed(&self, claim: &Claim<'_>) -> Result<usize, StoreError> {
+    /// Claims due rows once and sends them: one pacing slot taken before each send, the sends
+    /// themselves concurrent. When `stop` turns true halfway, the rows not yet sent are handed
+    /// back ([`Store::release_claims`]); every send already started is finished and recorded.
+    async fn send_claimed(
+        &self,
+        claim: &Claim<'_>,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> Result<usize, StoreError> {
         let rows = self.store.claim_due(claim, self.clock.now()).await?;
         let handled = rows.len();
         let mut sends = JoinSet::new();
         let mut in_flight = HashMap::new();
+        let mut unsent = Vec::new();
         for row in rows {
-            let Some(lane) = self.lanes.get(&row.channel).cloned() else {
+            if stop.is_some_and(|s| *s.borrow()) {
+                unsent.push(row.id);
+                continue;
+            }
+            let Some(route) = self.routes.get(&row.channel).cloned() else {
                 // Claimed only for our channels; kept as a guard against a future mismatch.
                 self.record(
                     &row,
@@ -243,20 +284,22 @@ impl Dispatcher {
                     continue;
                 }
             };
+            if let Some(pacer) = &route.pacer {
+                pacer.wait().await;
+            }
             let recorder = self.recorder();
             let claimed = row.clone();
             let handle = sends.spawn(async move {
-                if let Some(pacer) = &lane.pacer {
-                    pacer.wait().await;
-                }
-                let outcome = lane.sender.send(&msg).await;
+                let outcome = route.sender.send(&msg).await;
                 recorder.record(&claimed, outcome).await
             });
             in_flight.insert(handle.id(), row);
         }
+        // An error here is not fatal to the rows: their lease runs out, or the next leader's
+        // recovery takes them back.
+        let mut failed = self.store.release_claims(&unsent).await.err();
         // Every send finishes (and is recorded) before an error is returned: a send dropped
         // halfway would leave its row `sending` until another dispatcher takes it back.
-        let mut failed = None;
         while let Some(joined) = sends.join_next_with_id().await {
             let recorded = match joined {
                 Ok((task, recorded)) => {
@@ -317,9 +360,10 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `stop` turns true (or its sender is dropped): recovers crashed rows, then
-    /// drains due rows whenever `wake` is notified and at least every second.
-    pub async fn run(mut self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` turns true (or its sender is dropped): takes over the channels whose
+    /// lead it wins (recovering their crashed rows), and drains both lanes of those channels
+    /// whenever `wake` is notified and at least every second.
+    pub async fn run(mut self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
         // Connections of its own: what a provider accepted is recorded at once, not after the
         // webhooks' and turns' work on the shared pool (a crash then resends less).
         match self.store.own_pool().await {
@@ -329,8 +373,36 @@ impl Dispatcher {
         // Rows another replica's turns write wake this one too (PostgreSQL).
         self.store
             .forward_outbox_wakeups(wake.clone(), stop.clone());
-        // Replicas on one PostgreSQL: each channel is dispatched by one leader at a time, so
-        // pacing holds for the fleet. On SQLite the lead is held at once.
+        let (led_tx, led_rx) = watch::channel(Vec::new());
+        let interactive = Arc::new(Notify::new());
+        let bulk = Arc::new(Notify::new());
+        tokio::join!(
+            self.lead(
+                led_tx,
+                wake,
+                [interactive.clone(), bulk.clone()],
+                stop.clone()
+            ),
+            self.drain(
+                OutboxLane::Interactive,
+                led_rx.clone(),
+                interactive,
+                stop.clone()
+            ),
+            self.drain(OutboxLane::Bulk, led_rx, bulk, stop),
+        );
+    }
+
+    /// Keeps `led` up to date with the channels this dispatcher leads (replicas on one
+    /// PostgreSQL: one leader per channel, so pacing holds for the fleet; on SQLite the lead is
+    /// held at once), and passes each wake-up on to both lanes.
+    async fn lead(
+        &self,
+        led_tx: watch::Sender<Vec<Channel>>,
+        wake: Arc<Notify>,
+        lanes: [Arc<Notify>; 2],
+        mut stop: watch::Receiver<bool>,
+    ) {
         let leaders: Vec<(Channel, Leader)> = self
             .channels
             .iter()
@@ -339,25 +411,52 @@ impl Dispatcher {
                 (*c, self.store.lead(&role, stop.clone()))
             })
             .collect();
-        // The channels this dispatcher leads and has recovered.
         let mut led: Vec<Channel> = Vec::new();
         loop {
             if *stop.borrow() {
                 return;
             }
             led = self.take_over(&leaders, led).await;
-            let busy = if led.is_empty() {
-                false
-            } else {
+            led_tx.send_if_modified(|current| {
+                let changed = *current != led;
+                if changed {
+                    current.clone_from(&led);
+                }
+                changed
+            });
+            tokio::select! {
+                _ = wake.notified() => lanes.iter().for_each(|lane| lane.notify_one()),
+                _ = tokio::time::sleep(POLL) => {}
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// One lane's loop: claims and sends that lane's due rows on the led channels until none is
+    /// due, then sleeps until woken, the lead changes, or a second has passed.
+    async fn drain(
+        &self,
+        lane: OutboxLane,
+        mut led: watch::Receiver<Vec<Channel>>,
+        wake: Arc<Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let channels = led.borrow_and_update().clone();
+            let busy = !channels.is_empty() && {
                 let claim = Claim {
-                    channels: &led,
+                    channels: &channels,
                     recipient: None,
+                    lane: Some(lane),
                     limit: BATCH,
                 };
-                match self.send_claimed(&claim).await {
+                match self.send_claimed(&claim, Some(&stop)).await {
                     Ok(n) => n > 0,
                     Err(e) => {
-                        tracing::warn!(error = %e, "outbox dispatch failed");
+                        tracing::warn!(lane = lane.as_str(), error = %e, "outbox dispatch failed");
                         false
                     }
                 }
@@ -367,6 +466,7 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = wake.notified() => {}
+                _ = led.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
                 changed = stop.changed() => if changed.is_err() { return },
             }
@@ -426,7 +526,7 @@ impl Recorder {
     async fn record(&self, row: &OutboxRow, outcome: SendOutcome) -> Result<(), StoreError> {
         let now = self.clock.now();
         let tried = row.attempts + 1;
-        crate::metrics::outbox_send(row.channel, &outcome);
+        crate::metrics::outbox_send(row.channel, row.kind, &outcome);
         let (record, attempts) = match outcome {
             SendOutcome::Sent { provider_id } => (SendRecord::Sent { provider_id }, tried),
             // The provider's own pacing is not the message's fault: it does not count.
@@ -437,7 +537,9 @@ impl Recorder {
                 },
                 row.attempts,
             ),
-            SendOutcome::Transient { reason } if tried >= self.policy.max_attempts => {
+            SendOutcome::Transient { reason }
+                if tried >= self.policy.max_attempts && row.kind != OutboxKind::Event =>
+            {
                 tracing::warn!(
                     outbox = row.id,
                     channel = row.channel.as_str(),
@@ -453,7 +555,7 @@ impl Recorder {
             }
             SendOutcome::Transient { reason } => {
                 tracing::debug!(outbox = row.id, channel = row.channel.as_str(), %reason, "send failed, will retry");
-                let wait = self.policy.backoff(tried).as_secs() as i64;
+                let wait = self.policy.delay(tried).as_secs_f64().round().max(1.0) as i64;
                 (
                     SendRecord::Retry {
                         next_attempt_at: now.saturating_add(wait),

@@ -247,6 +247,37 @@ impl OutboxKind {
         .into_iter()
         .find(|k| k.as_str() == s)
     }
+
+    /// The dispatcher lane this kind travels in.
+    pub fn lane(self) -> OutboxLane {
+        match self {
+            OutboxKind::Reply => OutboxLane::Interactive,
+            OutboxKind::Push | OutboxKind::Alert | OutboxKind::Event => OutboxLane::Bulk,
+        }
+    }
+}
+
+/// The outbox's two lanes. A citizen waiting for an answer must not wait behind a fan-out of
+/// status pushes, so replies are claimed and paced apart from everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxLane {
+    /// Replies to a citizen's message, claimed apart from the bulk backlog. A reply waits for
+    /// the recipient's earlier replies, and for an earlier push only when that push is due now
+    /// (it is then claimed in this lane too, ahead of the reply); a push that is waiting (for
+    /// the WhatsApp window, for a retry) does not hold it back.
+    Interactive,
+    /// Pushes, station alerts and back-office events: each recipient's wait for any earlier
+    /// message to them, replies included, so a push never lands in the middle of an answer.
+    Bulk,
+}
+
+impl OutboxLane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxLane::Interactive => "interactive",
+            OutboxLane::Bulk => "bulk",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +346,16 @@ pub struct OutboxRow {
     pub sent_at: Option<i64>,
 }
 
+/// How many outbox rows of one channel, kind and status there are ([`Store::outbox_tallies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxTally {
+    pub channel: Channel,
+    pub kind: OutboxKind,
+    pub status: OutboxStatus,
+    pub count: u64,
+    pub oldest_created_at: i64,
+}
+
 /// Which due outbox rows a dispatcher may claim.
 #[derive(Debug, Clone, Copy)]
 pub struct Claim<'a> {
@@ -322,6 +363,8 @@ pub struct Claim<'a> {
     pub channels: &'a [Channel],
     /// Only this recipient (`seva chat` delivers to its own citizen only).
     pub recipient: Option<&'a str>,
+    /// Only this lane's kinds; `None` claims every kind in one order (`seva chat`, tests).
+    pub lane: Option<OutboxLane>,
     pub limit: u32,
 }
 
@@ -576,11 +619,21 @@ impl Store {
 
     /// Writes one outbox row in its own transaction (pushes from the CLI, tests).
     pub async fn enqueue(&self, row: &NewOutbox, now: i64) -> Result<i64> {
+        let ids = self.enqueue_all(std::slice::from_ref(row), now).await?;
+        Ok(ids[0])
+    }
+
+    /// Writes `rows` to the outbox in one transaction (all or none), in order; returns their
+    /// ids. A fan-out written this way reaches the dispatcher as one burst.
+    pub async fn enqueue_all(&self, rows: &[NewOutbox], now: i64) -> Result<Vec<i64>> {
         let mut tx = self.write().await?;
-        let id = insert_outbox(&mut tx, row, now).await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            ids.push(insert_outbox(&mut tx, row, now).await?);
+        }
         wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(ids)
     }
 
     /// Puts rows left in `sending` back to pending: a crashed dispatcher's (at start), or the
@@ -615,9 +668,32 @@ impl Store {
         Ok(n)
     }
 
+    /// Hands claimed rows that were never sent back to pending (a dispatcher stopping in the
+    /// middle of a paced batch), so they go out at once after a restart or from another
+    /// replica rather than after their lease.
+    pub async fn release_claims(&self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "update outbox set status = 'pending', claimed_until = null where status = 'sending' \
+             and id in ({})",
+            placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let mut tx = self.write().await?;
+        let n = q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Claims due rows (marks them `sending` for [`CLAIM_LEASE`] seconds), at most one per
     /// recipient: a row waits while an earlier row of the same recipient is pending or
-    /// sending, so one recipient's messages leave in id order even across retries. Dead rows
+    /// sending, so one recipient's messages leave in id order even across retries (for the
+    /// interactive lane, see [`OutboxLane::Interactive`]). Dead rows
     /// do not hold later ones back. A `sending` row whose lease ran out is due again. On
     /// PostgreSQL, rows another dispatcher is claiming at this moment are skipped.
     pub async fn claim_due(&self, claim: &Claim<'_>, now: i64) -> Result<Vec<OutboxRow>> {
@@ -635,10 +711,25 @@ impl Store {
             n += 1;
             inner.push_str(&format!(" and o.recipient = ${n}"));
         }
+        // Kinds are fixed words, not input: written into the statement, not bound.
+        let (lane, earlier) = match claim.lane {
+            None => ("", ""),
+            // Replies, and a push already due ahead of a reply to the same recipient: it rides
+            // along (first, in order) instead of holding the reply until the bulk lane gets to
+            // it. An earlier row that is not due (a push waiting for the WhatsApp window, a
+            // retry later on) does not hold a reply back; an earlier reply always does.
+            Some(OutboxLane::Interactive) => (
+                " and (o.kind = 'reply' or exists (select 1 from outbox r where r.channel = o.channel \
+                 and r.recipient = o.recipient and r.id > o.id and r.kind = 'reply' and r.status = 'pending'))",
+                " and (e.kind = 'reply' or e.status = 'sending' or e.next_attempt_at <= $1)",
+            ),
+            Some(OutboxLane::Bulk) => (" and o.kind <> 'reply'", ""),
+        };
+        inner.push_str(lane);
         n += 1;
         inner.push_str(&format!(
             " and not exists (select 1 from outbox e where e.channel = o.channel and e.recipient = o.recipient \
-             and e.id < o.id and e.status in ('pending', 'sending')) order by o.id limit ${n}{}",
+             and e.id < o.id and e.status in ('pending', 'sending'){earlier}) order by o.id limit ${n}{}",
             self.backend.skip_locked()
         ));
         let sql = format!(
@@ -734,6 +825,35 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(outbox_from_row).collect()
+    }
+
+    /// Undelivered and dead rows counted per channel, kind and status, with the oldest row's
+    /// creation time: what the outbox gauges show, counted by the database however deep the
+    /// backlog is.
+    pub async fn outbox_tallies(&self) -> Result<Vec<OutboxTally>> {
+        let rows = sqlx::query(
+            "select channel, kind, status, count(*) as n, min(created_at) as oldest from outbox \
+             where status in ('pending', 'sending', 'dead') group by channel, kind, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tallies = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let channel: String = row.try_get("channel")?;
+            let kind: String = row.try_get("kind")?;
+            let status: String = row.try_get("status")?;
+            tallies.push(OutboxTally {
+                channel: Channel::parse(&channel)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outbox channel {channel}")))?,
+                kind: OutboxKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outbox kind {kind}")))?,
+                status: OutboxStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?,
+                count: u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0),
+                oldest_created_at: row.try_get("oldest")?,
+            });
+        }
+        Ok(tallies)
     }
 
     /// Makes a dead (or waiting) row due now with a fresh attempt budget. Returns the row's
