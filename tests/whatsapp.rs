@@ -12,7 +12,8 @@ use flows::reply::{Reply, Text};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use seva::config::Config;
-use seva::store::{NewOutbox, OutboxKind, Store};
+use seva::officer::auth::{hash_token, new_token};
+use seva::store::{NewOutbox, OutboxKind, Scope, Store};
 use sqlx::AnyPool;
 use webhook::testing::{self, FakeError, FakeGraph, RecordedRequest};
 
@@ -414,103 +415,114 @@ fn assert_addressed(fake: &FakeGraph) {
     }
 }
 
+/// The JPEG Asha attaches to her complaint.
+fn photo() -> Vec<u8> {
+    [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[7u8; 2048][..]].concat()
+}
+
+/// Asha files a theft complaint in Hindi, with her location, her WhatsApp number and a photo,
+/// checking each prompt's buttons on the way; returns the reference she is given.
+async fn hindi_complaint(s: &mut Server) -> String {
+    let m = text(s, "नमस्ते");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["lang:hi", "lang:en"]);
+    assert!(all_text(&out).contains("हिन्दी"));
+
+    let m = button(s, "lang:hi");
+    let out = s.turn(m).await;
+    assert_list(
+        last(&out),
+        &["menu:complaint", "menu:lost", "menu:found", "menu:status"],
+        6,
+    );
+    assert_eq!(
+        last(&out)["interactive"]["action"]["button"],
+        "विकल्प चुनें",
+        "Hindi list button"
+    );
+
+    let m = row(s, "menu:complaint");
+    let out = s.turn(m).await;
+    assert_list(last(&out), &["cat:theft", "cat:cyber"], 8);
+
+    let m = row(s, "cat:theft");
+    let out = s.turn(m).await;
+    assert_text(last(&out));
+
+    let m = text(s, "बाज़ार में खड़ी मेरी साइकिल दिन में चोरी हो गई।");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["when:today", "when:yesterday"]);
+
+    let m = button(s, "when:yesterday");
+    let out = s.turn(m).await;
+    let ask = last(&out);
+    assert_eq!(
+        interactive_type(ask),
+        Some("location_request_message"),
+        "{ask:#}"
+    );
+    assert_eq!(ask["interactive"]["action"]["name"], "send_location");
+
+    let m = location(s, 25.6117, 85.1379);
+    let out = s.turn(m).await;
+    let stations = last(&out);
+    assert_eq!(interactive_type(stations), Some("list"), "{stations:#}");
+    let ids = choice_ids(stations);
+    assert!(ids.len() <= 10, "{ids:?}");
+    assert!(ids.contains(&"st:patna-kotwali".to_owned()), "{ids:?}");
+
+    let m = row(s, "st:patna-kotwali");
+    let out = s.turn(m).await;
+    assert_text(last(&out));
+
+    let m = text(s, "रमेश कुमार");
+    let out = s.turn(m).await;
+    // WhatsApp tells us the sender's number: the citizen confirms it.
+    assert_buttons(last(&out), &["phone:use", "phone:other"]);
+    assert!(all_text(&out).contains("98765 43210"), "{}", all_text(&out));
+
+    let m = button(s, "phone:use");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["done"]);
+
+    // A photo: stored, downloaded in the background, attached by its media id.
+    s.fake.add_media("1122334455", "image/jpeg", photo());
+    let wamid = s.wamid();
+    let m = fresh(testing::image_message(
+        ASHA,
+        &wamid,
+        "1122334455",
+        Some("साइकिल"),
+    ));
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["done"]);
+
+    let m = button(s, "done");
+    let out = s.turn(m).await;
+    assert_buttons(last(&out), &["consent:yes", "consent:no"]);
+
+    let m = button(s, "consent:yes");
+    let out = s.turn(m).await;
+    assert_buttons(
+        last(&out),
+        &["review:confirm", "review:edit", "review:cancel"],
+    );
+
+    let m = button(s, "review:confirm");
+    let out = s.turn(m).await;
+    let said = all_text(&out);
+    let reference =
+        common::reference_in(&said, 'C').unwrap_or_else(|| panic!("no reference in {said}"));
+    assert!(said.contains("कोतवाली"), "{said}");
+    reference
+}
+
 #[tokio::test]
 async fn a_complaint_filed_in_hindi_through_signed_webhooks_gets_its_reference() {
     for db in common::TestDb::all().await {
         let mut s = Server::start(db, Options { templates: false }).await;
 
-        let m = text(&mut s, "नमस्ते");
-        let out = s.turn(m).await;
-        assert_buttons(last(&out), &["lang:hi", "lang:en"]);
-        assert!(all_text(&out).contains("हिन्दी"));
-
-        let m = button(&mut s, "lang:hi");
-        let out = s.turn(m).await;
-        assert_list(
-            last(&out),
-            &["menu:complaint", "menu:lost", "menu:found", "menu:status"],
-            6,
-        );
-        assert_eq!(
-            last(&out)["interactive"]["action"]["button"],
-            "विकल्प चुनें",
-            "Hindi list button"
-        );
-
-        let m = row(&mut s, "menu:complaint");
-        let out = s.turn(m).await;
-        assert_list(last(&out), &["cat:theft", "cat:cyber"], 8);
-
-        let m = row(&mut s, "cat:theft");
-        let out = s.turn(m).await;
-        assert_text(last(&out));
-
-        let m = text(&mut s, "बाज़ार में खड़ी मेरी साइकिल दिन में चोरी हो गई।");
-        let out = s.turn(m).await;
-        assert_buttons(last(&out), &["when:today", "when:yesterday"]);
-
-        let m = button(&mut s, "when:yesterday");
-        let out = s.turn(m).await;
-        let ask = last(&out);
-        assert_eq!(
-            interactive_type(ask),
-            Some("location_request_message"),
-            "{ask:#}"
-        );
-        assert_eq!(ask["interactive"]["action"]["name"], "send_location");
-
-        let m = location(&mut s, 25.6117, 85.1379);
-        let out = s.turn(m).await;
-        let stations = last(&out);
-        assert_eq!(interactive_type(stations), Some("list"), "{stations:#}");
-        let ids = choice_ids(stations);
-        assert!(ids.len() <= 10, "{ids:?}");
-        assert!(ids.contains(&"st:patna-kotwali".to_owned()), "{ids:?}");
-
-        let m = row(&mut s, "st:patna-kotwali");
-        let out = s.turn(m).await;
-        assert_text(last(&out));
-
-        let m = text(&mut s, "रमेश कुमार");
-        let out = s.turn(m).await;
-        // WhatsApp tells us the sender's number: the citizen confirms it.
-        assert_buttons(last(&out), &["phone:use", "phone:other"]);
-        assert!(all_text(&out).contains("98765 43210"), "{}", all_text(&out));
-
-        let m = button(&mut s, "phone:use");
-        let out = s.turn(m).await;
-        assert_buttons(last(&out), &["done"]);
-
-        // A photo: stored, downloaded in the background, attached by its media id.
-        let photo: Vec<u8> = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[7u8; 2048][..]].concat();
-        s.fake.add_media("1122334455", "image/jpeg", photo.clone());
-        let wamid = s.wamid();
-        let m = fresh(testing::image_message(
-            ASHA,
-            &wamid,
-            "1122334455",
-            Some("साइकिल"),
-        ));
-        let out = s.turn(m).await;
-        assert_buttons(last(&out), &["done"]);
-
-        let m = button(&mut s, "done");
-        let out = s.turn(m).await;
-        assert_buttons(last(&out), &["consent:yes", "consent:no"]);
-
-        let m = button(&mut s, "consent:yes");
-        let out = s.turn(m).await;
-        assert_buttons(
-            last(&out),
-            &["review:confirm", "review:edit", "review:cancel"],
-        );
-
-        let m = button(&mut s, "review:confirm");
-        let out = s.turn(m).await;
-        let said = all_text(&out);
-        let reference =
-            common::reference_in(&said, 'C').unwrap_or_else(|| panic!("no reference in {said}"));
-        assert!(said.contains("कोतवाली"), "{said}");
+        let reference = hindi_complaint(&mut s).await;
 
         // The report is filed under that reference, with the photo's media id.
         let (kind, station): (String, String) =
@@ -548,8 +560,8 @@ async fn a_complaint_filed_in_hindi_through_signed_webhooks_gets_its_reference()
         };
         let path = std::path::PathBuf::from(media.path.unwrap());
         assert!(path.starts_with(s.db.dir.path().join("media")), "{path:?}");
-        assert_eq!(std::fs::read(&path).unwrap(), photo);
-        assert_eq!(media.bytes, Some(photo.len() as i64));
+        assert_eq!(std::fs::read(&path).unwrap(), photo());
+        assert_eq!(media.bytes, Some(photo().len() as i64));
 
         // Check status with the reference typed loosely (lowercase, spaces): the same report.
         let m = row(&mut s, "menu:status");
@@ -578,6 +590,133 @@ async fn a_complaint_filed_in_hindi_through_signed_webhooks_gets_its_reference()
         .await
         .unwrap();
         assert!(now() - last_inbound < 60);
+        s.shutdown().await;
+    }
+}
+
+/// A bearer token for an officer of Kotwali police station.
+async fn kotwali_officer(s: &Server) -> String {
+    let token = new_token();
+    let store = Store::connect(&s.db_url).await.unwrap();
+    let scope = Scope::parse("station:patna-kotwali").unwrap();
+    let hash = hash_token(&token);
+    store
+        .add_officer("si-kotwali", &scope, &hash, now())
+        .await
+        .unwrap();
+    store.close().await;
+    token
+}
+
+/// `POST /api/v1/reports/{reference}/status` as that officer; the answer must be 200.
+async fn change_status(s: &Server, token: &str, reference: &str, change: Value) {
+    let resp = s
+        .http
+        .post(format!(
+            "http://{}/api/v1/reports/{reference}/status",
+            s.addr
+        ))
+        .bearer_auth(token)
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["citizen_notified"], true, "{body}");
+}
+
+#[tokio::test]
+async fn an_officers_status_change_reaches_the_citizen_in_hindi_then_as_a_template_a_day_later() {
+    for db in common::TestDb::all().await {
+        let mut s = Server::start(db, Options { templates: true }).await;
+        let reference = hindi_complaint(&mut s).await;
+        s.settle().await;
+        let officer = kotwali_officer(&s).await;
+
+        // Meta has a bad moment (a 500, then its throughput limit): the push still arrives once.
+        s.fake.fail_next(FakeError::ServerError);
+        s.fake.fail_next(FakeError::RateLimit);
+        let before = s.fake.requests().len();
+        s.seen = s.fake.messages().len();
+        change_status(
+            &s,
+            &officer,
+            &reference,
+            json!({"status": "acknowledged", "note": "कल सुबह पहचान पत्र के साथ थाने आएं।"}),
+        )
+        .await;
+        s.wait_requests("the push", |r| {
+            r[before..]
+                .iter()
+                .any(|r| r.is_message() && r.status == 200)
+        })
+        .await;
+        s.settle().await;
+        let pushes = s.fake.messages()[s.seen..].to_vec();
+        assert_eq!(pushes.len(), 1, "{pushes:#?}");
+        let push = &pushes[0];
+        assert_eq!(
+            (push["to"].as_str(), push["type"].as_str()),
+            (Some(ASHA), Some("text"))
+        );
+        let said = testing::message_text(push);
+        for expected in [
+            reference.as_str(),
+            "थाने को मिल गई",
+            "कोतवाली",
+            "कल सुबह पहचान पत्र के साथ थाने आएं।",
+        ] {
+            assert!(said.contains(expected), "{expected:?} not in {said}");
+        }
+        let refused = s.fake.requests()[before..]
+            .iter()
+            .filter(|r| r.is_message() && r.status != 200)
+            .count();
+        assert_eq!(refused, 2, "the 500 and the throttle, each tried again");
+
+        // A day later the window is closed: the next change goes out as the Hindi template.
+        sqlx::query("update citizens set last_inbound_at = $1")
+            .bind(now() - 24 * 3600)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        change_status(
+            &s,
+            &officer,
+            &reference,
+            json!({"status": "under_inquiry", "note": "जांच एसआई वर्मा को सौंपी गई।"}),
+        )
+        .await;
+        s.wait_requests("the template", |r| {
+            r.iter().any(|r| {
+                r.status == 200 && r.body.as_ref().is_some_and(|b| b["type"] == "template")
+            })
+        })
+        .await;
+        s.settle().await;
+        let templates = templates_sent(&s.fake);
+        assert_eq!(templates.len(), 1);
+        let t = &templates[0];
+        assert_eq!(t["to"], ASHA);
+        assert_eq!(t["template"]["name"], TEMPLATE_HI);
+        assert_eq!(t["template"]["language"]["code"], "hi");
+        let params: Vec<&str> = t["template"]["components"][0]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            params,
+            [
+                reference.as_str(),
+                "जांच जारी है",
+                "कोतवाली",
+                "जांच एसआई वर्मा को सौंपी गई।"
+            ]
+        );
         s.shutdown().await;
     }
 }
