@@ -489,6 +489,37 @@ async fn my_chat_member_kicked_stops_sends_and_member_again_resumes_them() {
 }
 
 #[tokio::test]
+async fn a_membership_change_dated_in_the_future_does_not_outrank_a_later_block() {
+    for db in common::TestDb::all().await {
+        let env = Env::new(db);
+        let api = FakeBotApi::start(TOKEN).await;
+        let server = Server::start(&env, &api, &[]).await;
+        let neha = Citizen {
+            api: &api,
+            user: 556,
+        };
+        neha.say("/start", "Choose your language").await;
+        let db = env.db().await;
+        let bot = serde_json::json!({ "id": api.bot_id(), "is_bot": true, "first_name": "Seva" });
+        // "member" dated in the year 2100, then a genuine "kicked" dated now.
+        api.push_update(serde_json::json!({ "my_chat_member": {
+            "chat": { "id": 556, "type": "private", "first_name": "Neha" },
+            "from": { "id": 556, "is_bot": false, "first_name": "Neha" },
+            "date": 4_102_444_800i64,
+            "old_chat_member": { "user": bot, "status": "kicked", "until_date": 0 },
+            "new_chat_member": { "user": bot, "status": "member" },
+        }}));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        api.push_membership(556, false);
+        wait_for("the later block counts", || async {
+            unreachable(&db, 556).await == Some(true)
+        })
+        .await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_429_is_waited_out_and_the_message_then_arrives_once() {
     for db in common::TestDb::all().await {
         let env = Env::new(db);

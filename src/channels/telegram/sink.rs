@@ -66,7 +66,7 @@ impl SevaSink {
             return Ok(());
         }
         let when = ReachabilityAt {
-            at: inbound.sent_at,
+            at: not_after_now(inbound.sent_at, self.runtime.clock().now()),
             update_id: inbound.provider_id.parse().unwrap_or(0),
         };
         let change = store
@@ -171,7 +171,7 @@ impl TelegramSink for SevaSink {
                     at,
                 } => {
                     let when = ReachabilityAt {
-                        at: *at,
+                        at: not_after_now(*at, now),
                         update_id: i64::from(*update_id),
                     };
                     let change = store
@@ -220,4 +220,11 @@ impl TelegramSink for SevaSink {
         self.tell_groups(groups);
         Ok(())
     }
+}
+
+/// A Telegram date as the time a reachability change happened, never later than now: a date in
+/// the future (a skewed or forged clock) would otherwise outrank every genuine change after it,
+/// and a citizen who then blocks the bot would still be sent to.
+fn not_after_now(date: i64, now: i64) -> i64 {
+    date.min(now)
 }
