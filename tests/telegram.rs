@@ -456,11 +456,19 @@ async fn my_chat_member_kicked_stops_sends_and_member_again_resumes_them() {
         .await;
         assert_eq!(neha.send_calls().len(), calls, "nothing sent while blocked");
 
+        let from = neha.texts().len();
         api.push_membership(555, true);
         wait_for("member clears it", || async {
             unreachable(&db, 555).await == Some(false)
         })
         .await;
+        // The push refused while she had blocked the bot reaches her now, once.
+        neha.wait(from, "Help and emergency numbers").await;
+        wait_for("the refused push is sent after all", || async {
+            outbox_status(&db, push).await.0 == "sent"
+        })
+        .await;
+        assert_eq!(neha.texts().len(), from + 1);
         let from = neha.texts().len();
         let push = enqueue_push(&env, citizen, 555).await;
         neha.wait(from, "Help and emergency numbers").await;

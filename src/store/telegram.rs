@@ -146,8 +146,45 @@ async fn set_reachable(
             .await?
             .rows_affected()
             > 0;
+    if changed && reachable {
+        revive_blocked_pushes(tx, backend, citizen_id, when.at).await?;
+    }
     Ok(ReachabilityChange::Applied {
         citizen_id,
         changed,
     })
+}
+
+/// How far back status pushes refused while a citizen had blocked the bot are sent again once
+/// they unblock it: news of the last week still matters, older news is in "my reports".
+const REVIVE_PUSHES_FOR: i64 = 7 * 24 * 3600;
+
+/// A citizen who unblocked the bot gets the status pushes that went dead while they had blocked
+/// it (Telegram answered 403, or the sender refused for the unreachable flag), in their order.
+async fn revive_blocked_pushes(
+    tx: &mut Tx,
+    backend: Backend,
+    citizen_id: i64,
+    at: i64,
+) -> Result<()> {
+    let revived = sqlx::query(
+        "update outbox set status = 'pending', attempts = 0, next_attempt_at = 0, last_error = null \
+         where citizen_id = $1 and channel = 'telegram' and kind = 'push' and status = 'dead' \
+         and last_error like $2 and created_at >= $3",
+    )
+    .bind(citizen_id)
+    .bind(format!("{}:%", bot::sender::UNREACHABLE_CODE))
+    .bind(at.saturating_sub(REVIVE_PUSHES_FOR))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if revived > 0 {
+        tracing::info!(
+            citizen = citizen_id,
+            pushes = revived,
+            "telegram citizen reachable again: undelivered status pushes re-queued"
+        );
+        super::wakeup::wake_dispatchers(tx, backend).await?;
+    }
+    Ok(())
 }

@@ -78,6 +78,8 @@ impl SevaSink {
                 citizen = citizen_id,
                 "telegram citizen wrote again: reachable"
             );
+            // Pushes refused while they were blocked are pending again.
+            self.runtime.wake().notify_one();
         }
         Ok(())
     }
@@ -182,12 +184,17 @@ impl TelegramSink for SevaSink {
                         ReachabilityChange::Applied {
                             citizen_id,
                             changed,
-                        } => tracing::info!(
-                            citizen = citizen_id,
-                            reachable = *reachable,
-                            changed,
-                            "telegram citizen blocked or unblocked the bot"
-                        ),
+                        } => {
+                            tracing::info!(
+                                citizen = citizen_id,
+                                reachable = *reachable,
+                                changed,
+                                "telegram citizen blocked or unblocked the bot"
+                            );
+                            if changed && *reachable {
+                                self.runtime.wake().notify_one();
+                            }
+                        }
                         ReachabilityChange::Stale { citizen_id } => tracing::debug!(
                             citizen = citizen_id,
                             update_id,
