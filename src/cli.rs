@@ -63,6 +63,9 @@ pub enum OfficerCommand {
         /// What it may see: station:<id>, district:<id> or state.
         #[arg(long)]
         scope: String,
+        /// Days until the token stops working on its own (default: until revoked).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in: Option<u32>,
     },
     /// Revoke every token of that officer.
     Revoke {
@@ -201,9 +204,11 @@ pub async fn execute(command: Command, config: Config) -> Result<(), Error> {
         }
         Command::Outbox { command } => outbox(command, &config).await,
         Command::Officer { command } => match command {
-            OfficerCommand::Add { name, scope } => {
-                crate::officer::commands::officer_add(&config, &name, &scope).await
-            }
+            OfficerCommand::Add {
+                name,
+                scope,
+                expires_in,
+            } => crate::officer::commands::officer_add(&config, &name, &scope, expires_in).await,
             OfficerCommand::Revoke { name } => {
                 crate::officer::commands::officer_revoke(&config, &name).await
             }

@@ -1022,6 +1022,57 @@ async fn the_shell_adds_and_revokes_officers_and_acts_on_reports() {
                 .success()
         );
 
+        // A token given a lifetime stops working on its own when it runs out.
+        let out = seva(
+            &s,
+            &[
+                "officer",
+                "add",
+                "--name",
+                "si-temp",
+                "--scope",
+                "state",
+                "--expires-in",
+                "30",
+            ],
+        );
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("expires in 30 day"));
+        let temp = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let db = s.h.db().await;
+        let expires_at: i64 =
+            sqlx::query_scalar("select expires_at from officers where name = 'si-temp'")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        let in_30_days = chrono::Utc::now().timestamp() + 30 * 24 * 3600;
+        assert!((expires_at - in_30_days).abs() < 60, "{expires_at}");
+        assert_eq!(s.get(&path, Some(&temp)).await.0, StatusCode::OK);
+        sqlx::query("update officers set expires_at = $1 where name = 'si-temp'")
+            .bind(chrono::Utc::now().timestamp() - 1)
+            .execute(&db)
+            .await
+            .unwrap();
+        let (status, body) = s.get(&path, Some(&temp)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let never = seva(
+            &s,
+            &[
+                "officer",
+                "add",
+                "--name",
+                "x",
+                "--scope",
+                "state",
+                "--expires-in",
+                "0",
+            ],
+        );
+        assert!(
+            !never.status.success(),
+            "a token that never works is refused"
+        );
+
         let actions: Vec<String> =
             s.h.store
                 .audit_log(Some(&reference), 50)

@@ -35,7 +35,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
     (!token.is_empty() && token.len() <= 256).then_some(token)
 }
 
-/// The officer a request acts for. A missing, unknown or revoked token is 401.
+/// The officer a request acts for. A missing, unknown, revoked or expired token is 401.
 #[derive(Debug, Clone)]
 pub struct Authed(pub Officer);
 
@@ -47,7 +47,7 @@ impl FromRequestParts<ApiState> for Authed {
         let officer = state
             .runtime
             .store()
-            .officer_by_token_hash(&hash_token(token))
+            .officer_by_token_hash(&hash_token(token), state.runtime.clock().now())
             .await
             .map_err(ApiError::internal)?
             .ok_or(ApiError::Unauthorized)?;

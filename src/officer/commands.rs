@@ -38,7 +38,12 @@ fn refused(f: ChangeFailure) -> Error {
 }
 
 /// `seva officer add --name NAME --scope SCOPE`: prints the new token, and only it, on stdout.
-pub async fn officer_add(config: &Config, name: &str, scope: &str) -> Result<(), Error> {
+pub async fn officer_add(
+    config: &Config,
+    name: &str,
+    scope: &str,
+    expires_in_days: Option<u32>,
+) -> Result<(), Error> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(Error::Usage(
@@ -69,14 +74,20 @@ pub async fn officer_add(config: &Config, name: &str, scope: &str) -> Result<(),
     }
     let store = Store::open(&config.database_url).await?;
     let token = new_token();
+    let created = now();
+    let expires_at = expires_in_days.map(|days| created + i64::from(days) * 24 * 3600);
     let result = store
-        .add_officer(name, &scope, &hash_token(&token), now())
+        .add_officer_until(name, &scope, &hash_token(&token), created, expires_at)
         .await;
     store.close().await;
     result?;
     println!("{token}");
+    let lifetime = match expires_in_days {
+        Some(days) => format!("it expires in {days} day(s)"),
+        None => "it works until `seva officer revoke`".to_owned(),
+    };
     eprintln!(
-        "seva: officer {name} added with scope {scope}; the token above is shown only this once"
+        "seva: officer {name} added with scope {scope}; the token above is shown only this once; {lifetime}"
     );
     Ok(())
 }

@@ -336,7 +336,7 @@ fn given(v: &Option<String>) -> Option<String> {
 }
 
 impl Store {
-    /// Stores a new officer token (its SHA-256, never the token itself).
+    /// Stores a new officer token (its SHA-256, never the token itself), valid until revoked.
     pub async fn add_officer(
         &self,
         name: &str,
@@ -344,14 +344,30 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<i64> {
+        self.add_officer_until(name, scope, token_hash, now, None)
+            .await
+    }
+
+    /// Stores a new officer token that stops working at `expires_at` (unix seconds), or is
+    /// valid until revoked with `None`.
+    pub async fn add_officer_until(
+        &self,
+        name: &str,
+        scope: &Scope,
+        token_hash: &str,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
         let mut tx = self.write().await?;
         let id = sqlx::query_scalar(
-            "insert into officers (name, scope, token_hash, created_at) values ($1, $2, $3, $4) returning id",
+            "insert into officers (name, scope, token_hash, created_at, expires_at) \
+             values ($1, $2, $3, $4, $5) returning id",
         )
         .bind(name)
         .bind(scope.to_string())
         .bind(token_hash)
         .bind(now)
+        .bind(expires_at)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -373,12 +389,19 @@ impl Store {
         Ok(n)
     }
 
-    /// The officer whose live token has this SHA-256 (hex).
-    pub async fn officer_by_token_hash(&self, token_hash: &str) -> Result<Option<Officer>> {
+    /// The officer whose live token (neither revoked nor expired at `now`) has this SHA-256
+    /// (hex).
+    pub async fn officer_by_token_hash(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Officer>> {
         let row = sqlx::query(
-            "select id, name, scope from officers where token_hash = $1 and revoked_at is null",
+            "select id, name, scope from officers where token_hash = $1 and revoked_at is null \
+             and (expires_at is null or expires_at > $2)",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
