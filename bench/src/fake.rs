@@ -36,8 +36,11 @@ pub struct Routes {
     citizens: Mutex<HashMap<String, mpsc::UnboundedSender<Arrival>>>,
     /// Message sends delivered to a registered citizen.
     pub delivered: AtomicU64,
-    /// Message sends for nobody registered (late replies to an abandoned journey).
+    /// Message sends for nobody registered (late replies to an abandoned journey, or the
+    /// pushes of `seva-load burst`).
     pub strays: AtomicU64,
+    /// When each stray arrived, while [`Routes::time_strays`] is on (`seva-load burst`).
+    stray_times: Mutex<Option<Vec<Instant>>>,
     /// WhatsApp read receipts.
     pub read_receipts: AtomicU64,
     /// Any other call (setWebhook, setMyCommands, answerCallbackQuery, …).
@@ -71,8 +74,30 @@ impl Routes {
             }
             _ => {
                 self.strays.fetch_add(1, Ordering::Relaxed);
+                if let Some(times) = self
+                    .stray_times
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    times.push(at);
+                }
             }
         }
+    }
+
+    /// Starts recording when each stray arrives (and forgets earlier ones).
+    pub fn time_strays(&self) {
+        *self.stray_times.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// The stray arrival times recorded so far.
+    pub fn stray_times(&self) -> Vec<Instant> {
+        self.stray_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
     }
 
     fn next_id(&self) -> u64 {

@@ -1,12 +1,14 @@
 //! `seva-load`: closed-loop load against `seva serve`, with the echo gateway as the baseline
 //! measured in the same run. See BENCHMARKS.md for how to run it and what it reported.
 //!
+//! * [`burst`] — a fan-out of status pushes draining beside live citizens (`seva-load burst`).
 //! * [`fake`] — a lean fake WhatsApp Graph API and Telegram Bot API on loopback.
 //! * [`echo`] — the echo gateway (`seva-load echo`), the baseline.
 //! * [`journeys`] — what the virtual citizens type.
 //! * [`load`] — the closed loop and its measurements.
 //! * [`target`] — spawning, pinning and watching the process under load.
 
+mod burst;
 mod echo;
 mod fake;
 mod journeys;
@@ -41,6 +43,44 @@ enum Command {
     Run(RunArgs),
     /// Serve the echo gateway only (what `run` starts as its baseline).
     Echo(EchoArgs),
+    /// A burst of Telegram status pushes drains at `--mps` while citizens keep talking:
+    /// pacing accuracy and reply latency during the drain.
+    Burst(BurstArgs),
+}
+
+#[derive(Args)]
+struct BurstArgs {
+    /// The `seva` binary (default: `seva` next to this one).
+    #[arg(long)]
+    seva: Option<PathBuf>,
+    /// `sqlite` (a fresh temp file) or a PostgreSQL server URL (a fresh database, dropped after).
+    #[arg(long = "db", default_value = "sqlite")]
+    database: String,
+    /// Status pushes written at once.
+    #[arg(long, default_value_t = 10_000)]
+    pushes: usize,
+    /// `SEVA_TELEGRAM_MPS` for the run.
+    #[arg(long, default_value_t = 1_000)]
+    mps: u32,
+    /// Virtual citizens talking during the drain.
+    #[arg(long, default_value_t = 8)]
+    citizens: usize,
+    /// Seconds a step may wait for its replies.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Pin the load tool to CPU 0 and Seva to CPU 1 (`taskset`).
+    #[arg(long)]
+    pin: bool,
+    #[arg(long, default_value = "0")]
+    load_cpus: String,
+    #[arg(long, default_value = "1")]
+    target_cpus: String,
+    /// The stations CSV Seva loads (default: the repository's example).
+    #[arg(long)]
+    stations: Option<PathBuf>,
+    /// Also write the result as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -150,29 +190,109 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => {
-            if args.pin
-                && let Err(e) = target::pin_self(&args.load_cpus)
-            {
-                eprintln!("seva-load: --pin: {e}");
-                return ExitCode::FAILURE;
-            }
-            // Built after pinning, so its worker count follows the pinned CPUs.
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("seva-load: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("seva-load: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let pin = args.pin.then(|| args.load_cpus.clone());
+            block_on_pinned(pin.as_deref(), run(args))
+        }
+        Command::Burst(args) => {
+            let pin = args.pin.then(|| args.load_cpus.clone());
+            block_on_pinned(pin.as_deref(), burst_run(args))
         }
     }
+}
+
+/// Pins this process to `cpus` (if given), then runs `work` on a runtime built after pinning,
+/// so its worker count follows the pinned CPUs.
+fn block_on_pinned(
+    cpus: Option<&str>,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> ExitCode {
+    if let Some(cpus) = cpus
+        && let Err(e) = target::pin_self(cpus)
+    {
+        eprintln!("seva-load: --pin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("seva-load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seva-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn burst_run(args: BurstArgs) -> Result<(), String> {
+    let seva = seva_binary(args.seva.clone())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("seva-burst-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let spec = burst::BurstSpec {
+        seva,
+        stations: args.stations.clone().unwrap_or_else(default_stations),
+        database: args.database.clone(),
+        pushes: args.pushes,
+        mps: args.mps,
+        citizens: args.citizens,
+        pin: args.pin.then(|| args.target_cpus.clone()),
+        timeout: Duration::from_secs(args.timeout),
+    };
+    eprintln!(
+        "seva-load burst: {} pushes at {}/s on {} with {} citizens talking, pinned: {}, load average: {}",
+        args.pushes,
+        args.mps,
+        args.database,
+        args.citizens,
+        args.pin,
+        load_average()
+    );
+    let report = burst::run(spec, tmp.path()).await?;
+    eprintln!(
+        "  delivered {}/{} in {:.2} s: {:.0} sends/s = {:.3} of the configured {}/s, busiest second {}\n  replies during the drain: {} (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms), timeouts {}, errors {}",
+        report.delivered,
+        report.pushes,
+        report.drain_secs,
+        report.sends_per_sec,
+        report.ratio_to_configured,
+        report.configured_mps,
+        report.busiest_second,
+        report.replies,
+        report.reply_p50_ms,
+        report.reply_p99_ms,
+        report.reply_max_ms,
+        report.timeouts,
+        report.errors
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `--seva`, or `seva` next to this binary; it must exist.
+fn seva_binary(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let seva = given.unwrap_or_else(|| {
+        self_exe
+            .parent()
+            .map(|d| d.join("seva"))
+            .unwrap_or_else(|| PathBuf::from("seva"))
+    });
+    if !seva.exists() {
+        return Err(format!(
+            "no seva binary at {} (build it with `cargo build --release --bin seva`, or pass --seva)",
+            seva.display()
+        ));
+    }
+    Ok(seva)
 }
 
 /// One measured run of one target on one channel.
