@@ -898,3 +898,104 @@ async fn a_draft_abandoned_for_24_hours_is_dropped_when_the_citizen_returns() {
     pool.close().await;
     store.close().await;
 }
+
+/// Anonymous tips through the runtime with the real engine, on each backend: one citizen's
+/// tips share a pseudonym, another citizen's differs, none stores a name or number, and the
+/// same category is an ordinary complaint where the operator has not opened it.
+#[tokio::test]
+async fn one_citizens_tips_share_a_pseudonym_and_store_no_name_or_number() {
+    use seva::runtime::Runtime;
+    for h in common::backends().await {
+        let privacy = seva::config::Config::load(&|key| match key {
+            "SEVA_ANONYMOUS_CATEGORIES" => Some("drugs_liquor_gambling".to_owned()),
+            "SEVA_PSEUDONYM_KEY" => Some(PSEUDONYM_KEY.to_owned()),
+            _ => None,
+        })
+        .unwrap()
+        .privacy;
+        let open = Runtime::builder(h.store.clone())
+            .stations(common::example_stations())
+            .clock(h.clock())
+            .privacy(&privacy)
+            .build();
+        let closed = Runtime::builder(h.store.clone())
+            .stations(common::example_stations())
+            .clock(h.clock())
+            .build();
+        let mut n = 0;
+        let mut say = async |rt: &Runtime, who: &str, texts: &[&str]| {
+            for text in texts {
+                n += 1;
+                rt.handle(&common::text(who, &format!("tip-{n}"), text))
+                    .await
+                    .unwrap();
+            }
+        };
+        const HELLO: [&str; 2] = ["hello", "2"];
+        const TIP: [&str; 10] = [
+            "1",
+            "8",
+            "yes",
+            "Gambling den behind the cinema every night",
+            "today",
+            "Behind the cinema",
+            "Kotwali",
+            "done",
+            "1",
+            "1",
+        ];
+        say(&open, "meena", &HELLO).await;
+        say(&open, "meena", &TIP).await;
+        say(&open, "meena", &TIP).await;
+        say(&open, "ravi", &HELLO).await;
+        say(&open, "ravi", &TIP).await;
+        // Not opened by the operator: no question; name and number are asked as usual.
+        say(&closed, "sita", &HELLO).await;
+        say(
+            &closed,
+            "sita",
+            &[
+                "1",
+                "8",
+                "Satta is played openly",
+                "today",
+                "Behind the cinema",
+                "Kotwali",
+                "Sita Devi",
+                "9812345670",
+                "done",
+                "1",
+                "1",
+            ],
+        )
+        .await;
+        let pool = h.db().await;
+        let rows: Vec<(String, i64, Option<String>, Option<String>, Option<String>)> =
+            sqlx::query_as(
+                "select c.external_id, r.anonymous, r.pseudonym, r.name, r.phone from reports r \
+                 join citizens c on c.id = r.citizen_id order by r.id",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        let (meena1, meena2, ravi) = (&rows[0], &rows[1], &rows[2]);
+        assert!(meena1.2.as_deref().is_some_and(|p| p.starts_with("anon-")));
+        assert_eq!(meena1.2, meena2.2, "one citizen, one pseudonym");
+        assert_ne!(meena1.2, ravi.2);
+        for r in &rows[..3] {
+            assert_eq!(
+                (r.1, r.3.as_deref(), r.4.as_deref()),
+                (1, None, None),
+                "{r:?}"
+            );
+        }
+        let sita = &rows[3];
+        assert_eq!(
+            (sita.1, sita.2.as_deref(), sita.3.as_deref()),
+            (0, None, Some("Sita Devi")),
+            "{sita:?}"
+        );
+        pool.close().await;
+    }
+}
