@@ -899,6 +899,9 @@ async fn a_draft_abandoned_for_24_hours_is_dropped_when_the_citizen_returns() {
     store.close().await;
 }
 
+/// A report's citizen, anonymous flag, pseudonym, name and phone.
+type TipRow = (String, i64, Option<String>, Option<String>, Option<String>);
+
 /// Anonymous tips through the runtime with the real engine, on each backend: one citizen's
 /// tips share a pseudonym, another citizen's differs, none stores a name or number, and the
 /// same category is an ordinary complaint where the operator has not opened it.
@@ -970,14 +973,13 @@ async fn one_citizens_tips_share_a_pseudonym_and_store_no_name_or_number() {
         )
         .await;
         let pool = h.db().await;
-        let rows: Vec<(String, i64, Option<String>, Option<String>, Option<String>)> =
-            sqlx::query_as(
-                "select c.external_id, r.anonymous, r.pseudonym, r.name, r.phone from reports r \
+        let rows: Vec<TipRow> = sqlx::query_as(
+            "select c.external_id, r.anonymous, r.pseudonym, r.name, r.phone from reports r \
                  join citizens c on c.id = r.citizen_id order by r.id",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
         assert_eq!(rows.len(), 4, "{rows:?}");
         let (meena1, meena2, ravi) = (&rows[0], &rows[1], &rows[2]);
         assert!(meena1.2.as_deref().is_some_and(|p| p.starts_with("anon-")));
