@@ -36,6 +36,8 @@ pub async fn run(config: &Config, opts: &ChatOptions) -> Result<(), crate::Error
         .stations(stations)
         .timezone(config.timezone)
         .events(config.events.is_some())
+        .privacy(&config.privacy)
+        .media_dir(config.media_dir.clone())
         .build();
     if std::io::stdin().is_terminal() {
         eprintln!(

@@ -105,6 +105,14 @@ pub enum ReportCommand {
         #[arg(long)]
         found_ref: Option<String>,
     },
+    /// Remove the personal data of reports closed or returned long ago, keeping anonymous
+    /// statistics; prints how many reports were purged.
+    Purge {
+        /// How long ago the report was closed or returned: 90d, 12w, 36h (default
+        /// SEVA_REPORT_RETENTION_DAYS days).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+    },
     /// Move an open report to another station; the new station is alerted, the citizen told.
     Transfer {
         reference: String,
@@ -303,6 +311,9 @@ async fn report(command: ReportCommand, config: &Config) -> Result<(), Error> {
             station,
             note,
         } => commands::report_transfer(config, &reference, &station, note.as_deref()).await,
+        ReportCommand::Purge { older_than } => {
+            commands::report_purge(config, older_than.as_deref()).await
+        }
     }
 }
 

@@ -77,6 +77,37 @@ pub struct Config {
     pub telegram: Option<TelegramConfig>,
     /// The back-office event webhook; `None` when `SEVA_EVENTS_URL` is unset.
     pub events: Option<EventsConfig>,
+    /// What Seva keeps, for how long, and anonymous tips.
+    pub privacy: PrivacyConfig,
+}
+
+/// Retention of personal data and anonymous tips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivacyConfig {
+    /// `SEVA_PAYLOAD_RETENTION_DAYS`: raw inbox payloads and outbox contents are blanked this
+    /// many days after they were handled (processed, sent or given up); the provider message
+    /// ids stay, so a late redelivery is still recognised. Unattached WhatsApp media goes too.
+    pub payload_retention_days: u32,
+    /// `SEVA_REPORT_RETENTION_DAYS`: `seva report purge` without `--older-than` removes the
+    /// personal data of reports closed or returned this many days ago.
+    pub report_retention_days: u32,
+    /// `SEVA_ANONYMOUS_CATEGORIES`: comma-separated complaint categories (e.g.
+    /// `drugs_liquor_gambling`) a citizen may file as an anonymous tip; empty, none.
+    pub anonymous_categories: Vec<String>,
+    /// `SEVA_PSEUDONYM_KEY`: the HMAC key of the pseudonyms officers see for anonymous tips
+    /// (required with `SEVA_ANONYMOUS_CATEGORIES`). Changing it changes every new pseudonym.
+    pub pseudonym_key: Option<Secret>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            payload_retention_days: 30,
+            report_retention_days: 365,
+            anonymous_categories: Vec::new(),
+            pseudonym_key: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -93,6 +124,7 @@ impl std::fmt::Debug for Config {
             .field("whatsapp", &self.whatsapp)
             .field("telegram", &self.telegram)
             .field("events", &self.events)
+            .field("privacy", &self.privacy)
             .finish()
     }
 }
@@ -200,6 +232,10 @@ const KEYS: &[(&str, bool)] = &[
     ("SEVA_TELEGRAM_CHAT_MPS", false),
     ("SEVA_EVENTS_URL", false),
     ("SEVA_EVENTS_SECRET", true),
+    ("SEVA_PAYLOAD_RETENTION_DAYS", false),
+    ("SEVA_REPORT_RETENTION_DAYS", false),
+    ("SEVA_ANONYMOUS_CATEGORIES", false),
+    ("SEVA_PSEUDONYM_KEY", true),
 ];
 
 fn is_secret(key: &str) -> bool {
@@ -319,6 +355,7 @@ impl Config {
             whatsapp: whatsapp(&src)?,
             telegram: telegram(&src)?,
             events: events(&src)?,
+            privacy: privacy(&src)?,
         })
     }
 }
@@ -384,6 +421,63 @@ fn events(src: &Sources<'_>) -> Result<Option<EventsConfig>, ConfigError> {
         .secret("SEVA_EVENTS_SECRET")
         .ok_or_else(|| error("SEVA_EVENTS_SECRET", "required when SEVA_EVENTS_URL is set"))?;
     Ok(Some(EventsConfig { url, secret }))
+}
+
+fn privacy(src: &Sources<'_>) -> Result<PrivacyConfig, ConfigError> {
+    let defaults = PrivacyConfig::default();
+    let mut anonymous_categories = Vec::new();
+    for category in src
+        .or("SEVA_ANONYMOUS_CATEGORIES", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        if !flows::engine::COMPLAINT_CATEGORIES.contains(&category) {
+            return Err(error(
+                "SEVA_ANONYMOUS_CATEGORIES",
+                format!(
+                    "{category:?} is not a complaint category (one of {})",
+                    flows::engine::COMPLAINT_CATEGORIES.join(", ")
+                ),
+            ));
+        }
+        if !anonymous_categories.iter().any(|c| c == category) {
+            anonymous_categories.push(category.to_owned());
+        }
+    }
+    let pseudonym_key = src.secret("SEVA_PSEUDONYM_KEY");
+    if !anonymous_categories.is_empty() {
+        match &pseudonym_key {
+            None => {
+                return Err(error(
+                    "SEVA_PSEUDONYM_KEY",
+                    "required when SEVA_ANONYMOUS_CATEGORIES is set",
+                ));
+            }
+            // Short keys make pseudonyms guessable by trying every citizen id.
+            Some(key) if key.expose().len() < 16 => {
+                return Err(error(
+                    "SEVA_PSEUDONYM_KEY",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(PrivacyConfig {
+        payload_retention_days: positive(
+            src,
+            "SEVA_PAYLOAD_RETENTION_DAYS",
+            defaults.payload_retention_days,
+        )?,
+        report_retention_days: positive(
+            src,
+            "SEVA_REPORT_RETENTION_DAYS",
+            defaults.report_retention_days,
+        )?,
+        anonymous_categories,
+        pseudonym_key,
+    })
 }
 
 /// A duration in seconds, fractions allowed (`0.5`).
@@ -476,6 +570,44 @@ mod tests {
         );
         let err = load(&[("SEVA_DRAIN_DELAY", "-1")]).unwrap_err();
         assert_eq!(err.key, "SEVA_DRAIN_DELAY");
+    }
+
+    #[test]
+    fn anonymous_tips_need_known_categories_and_a_pseudonym_key() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.privacy, PrivacyConfig::default());
+        assert_eq!(c.privacy.payload_retention_days, 30);
+        let err = load(&[("SEVA_ANONYMOUS_CATEGORIES", "drugs_liquor_gambling")]).unwrap_err();
+        assert_eq!(err.key, "SEVA_PSEUDONYM_KEY");
+        let err = load(&[
+            ("SEVA_ANONYMOUS_CATEGORIES", "drugs_liquor_gambling, casino"),
+            ("SEVA_PSEUDONYM_KEY", "a-long-enough-pseudonym-key"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("\"casino\""), "{err}");
+        let err = load(&[
+            ("SEVA_ANONYMOUS_CATEGORIES", "other"),
+            ("SEVA_PSEUDONYM_KEY", "short"),
+        ])
+        .unwrap_err();
+        assert!(!err.to_string().contains("short"), "{err}");
+        let c = load(&[
+            (
+                "SEVA_ANONYMOUS_CATEGORIES",
+                " drugs_liquor_gambling ,other,other",
+            ),
+            ("SEVA_PSEUDONYM_KEY", "a-long-enough-pseudonym-key"),
+            ("SEVA_PAYLOAD_RETENTION_DAYS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.privacy.anonymous_categories,
+            ["drugs_liquor_gambling", "other"]
+        );
+        assert_eq!(c.privacy.payload_retention_days, 7);
+        assert!(!format!("{c:?}").contains("a-long-enough"));
+        let err = load(&[("SEVA_REPORT_RETENTION_DAYS", "0")]).unwrap_err();
+        assert_eq!(err.key, "SEVA_REPORT_RETENTION_DAYS");
     }
 
     #[test]

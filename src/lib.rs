@@ -14,6 +14,8 @@
 //! * [`http`] — the HTTP routes `/healthz`, `/readyz` and `/metrics`, and the layer that
 //!   measures every route (webhooks and the officer API merge in).
 //! * [`metrics`] — the Prometheus series; [`drain`] — background work shutdown waits for.
+//! * [`privacy`] — the retention job (idle drafts, old payloads), `seva report purge`, and
+//!   the pseudonyms of anonymous tips.
 //! * [`cli`] — the `seva` command line.
 //! * [`clock`], [`logging`] — the injectable clock; log setup.
 
@@ -29,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod officer;
 pub mod outbox;
+pub mod privacy;
 pub mod runtime;
 pub mod stations;
 pub mod store;
@@ -72,7 +75,8 @@ pub fn senders(config: &Config) -> Vec<Arc<dyn ChannelSender>> {
     channels::senders(config)
 }
 
-/// `seva serve`: the HTTP server on `listener`, the outbox dispatcher and the sweeper, until
+/// `seva serve`: the HTTP server on `listener`, the outbox dispatcher, the sweeper and the
+/// retention job ([`privacy::run`]), until
 /// `shutdown` resolves; then drains within `SEVA_SHUTDOWN_GRACE`:
 ///
 /// 1. `/readyz` answers 503 — for `SEVA_DRAIN_DELAY` if something has probed it (a load
@@ -110,6 +114,8 @@ pub async fn run_with(
         .stations(stations)
         .timezone(config.timezone)
         .events(config.events.is_some())
+        .privacy(&config.privacy)
+        .media_dir(config.media_dir.clone())
         .build();
     describe_channels(&config);
 
@@ -126,6 +132,11 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatch = tokio::spawn(dispatcher.run(runtime.wake(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweep(runtime.clone(), stop_rx.clone()));
+    let retention = tokio::spawn(privacy::run(
+        runtime.clone(),
+        config.privacy.payload_retention_days,
+        stop_rx.clone(),
+    ));
     let mut channel_tasks = tokio::task::JoinSet::new();
     channels::spawn_tasks(&config, &runtime, stop_rx.clone(), &mut channel_tasks);
 
@@ -177,6 +188,7 @@ pub async fn run_with(
         runtime.in_flight().idle().await;
         let _ = dispatch.await;
         let _ = sweeper.await;
+        let _ = retention.await;
         served
     };
     // A little of the grace is kept for closing the database and the process.

@@ -9,7 +9,9 @@
 //!   a failed turn), so nothing acknowledged is lost.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -23,11 +25,12 @@ use flows::engine::{Ctx, Fresh, Input, Outcome, Profile};
 use flows::message::{Body, Inbound};
 use flows::reference::Reference;
 use flows::reply::{Reply, Text};
-use flows::state::{Conversation, Loaded};
+use flows::state::{Conversation, DRAFT_KEPT_SECS, Loaded};
 use flows::stations::Directory;
 use tokio::sync::{Mutex, Notify};
 
 use crate::clock::Clock;
+use crate::config::{PrivacyConfig, Secret};
 use crate::drain::InFlight;
 use crate::metrics;
 pub use crate::store::Accepted;
@@ -50,6 +53,9 @@ const MAX_STEPS: usize = 16;
 /// Fresh references drawn for one report before giving up (40 random bits each: a second
 /// draw colliding already means something else is wrong).
 const MAX_REFERENCE_DRAWS: usize = 5;
+
+/// Idle drafts looked at per purge round; the rest wait for the next round.
+const IDLE_DRAFTS_PER_ROUND: u32 = 500;
 
 /// The reply a citizen gets when their message could not be handled.
 pub const ERROR_REPLY_ID: &str = "error-internal";
@@ -124,6 +130,12 @@ struct Inner {
     wake: Arc<Notify>,
     /// Background work (citizens' turns after a webhook answered) that shutdown waits for.
     in_flight: InFlight,
+    /// `SEVA_ANONYMOUS_CATEGORIES`, for the engine.
+    anonymous_categories: Vec<String>,
+    /// `SEVA_PSEUDONYM_KEY`: what anonymous tips' pseudonyms are derived with.
+    pseudonym_key: Option<Secret>,
+    /// `SEVA_MEDIA_DIR`: where "delete my data" removes downloaded media from.
+    media_dir: PathBuf,
 }
 
 /// Builds a [`Runtime`]; everything but the store has a production default.
@@ -136,9 +148,25 @@ pub struct RuntimeBuilder {
     engine: Engine,
     wake: Arc<Notify>,
     events: bool,
+    anonymous_categories: Vec<String>,
+    pseudonym_key: Option<Secret>,
+    media_dir: PathBuf,
 }
 
 impl RuntimeBuilder {
+    /// Anonymous tips (`SEVA_ANONYMOUS_CATEGORIES`, `SEVA_PSEUDONYM_KEY`).
+    pub fn privacy(mut self, privacy: &PrivacyConfig) -> Self {
+        self.anonymous_categories = privacy.anonymous_categories.clone();
+        self.pseudonym_key = privacy.pseudonym_key.clone();
+        self
+    }
+
+    /// `SEVA_MEDIA_DIR` (`./data/media` by default).
+    pub fn media_dir(mut self, dir: PathBuf) -> Self {
+        self.media_dir = dir;
+        self
+    }
+
     /// Whether to enqueue back-office events (set when `SEVA_EVENTS_URL` is configured).
     pub fn events(mut self, enabled: bool) -> Self {
         self.events = enabled;
@@ -190,6 +218,9 @@ impl RuntimeBuilder {
                 locks: DashMap::new(),
                 wake: self.wake,
                 in_flight: InFlight::new(),
+                anonymous_categories: self.anonymous_categories,
+                pseudonym_key: self.pseudonym_key,
+                media_dir: self.media_dir,
             }),
         }
     }
@@ -216,6 +247,9 @@ impl Runtime {
             engine: Arc::new(flows::engine::step),
             wake: Arc::new(Notify::new()),
             events: false,
+            anonymous_categories: Vec::new(),
+            pseudonym_key: None,
+            media_dir: PathBuf::from("./data/media"),
         }
     }
 
@@ -229,6 +263,11 @@ impl Runtime {
 
     pub fn stations(&self) -> &Directory {
         &self.inner.stations
+    }
+
+    /// `SEVA_MEDIA_DIR`.
+    pub fn media_dir(&self) -> &std::path::Path {
+        &self.inner.media_dir
     }
 
     /// `SEVA_TIMEZONE`.
@@ -302,10 +341,17 @@ impl Runtime {
     /// undone on its own, answered with an apology and marked processed with an error note,
     /// so it cannot block the citizen's later messages.
     pub async fn process(&self, citizen_id: i64) -> Result<Processed, RuntimeError> {
+        self.one_at_a_time(citizen_id, self.process_locked(citizen_id))
+            .await
+    }
+
+    /// Runs `work` for one citizen after this process's earlier work for them; `work` takes
+    /// the database lock itself (the real guard across replicas).
+    async fn one_at_a_time<T>(&self, citizen_id: i64, work: impl Future<Output = T>) -> T {
         let lock = self.inner.locks.entry(citizen_id).or_default().clone();
         let result = {
             let _guard = lock.lock().await;
-            self.process_locked(citizen_id).await
+            work.await
         };
         drop(lock);
         // Only the map holds it now: nobody waits, so the entry can go.
@@ -313,6 +359,57 @@ impl Runtime {
             .locks
             .remove_if(&citizen_id, |_, m| Arc::strong_count(m) == 1);
         result
+    }
+
+    /// Drops drafts idle for more than 24 hours (`flows::state::DRAFT_KEPT_SECS`) from the
+    /// stored conversations, so the personal data in them goes even if the citizen never
+    /// comes back; they are told when they do. Each citizen is decided under their lock: a
+    /// citizen whose message is waiting, or who wrote since, keeps the engine's own handling.
+    /// Returns how many drafts were dropped.
+    pub async fn purge_idle_drafts(&self) -> Result<usize, RuntimeError> {
+        let now = self.inner.clock.now();
+        let mut purged = 0;
+        let candidates = self
+            .inner
+            .store
+            .idle_drafts(now - DRAFT_KEPT_SECS, IDLE_DRAFTS_PER_ROUND)
+            .await?;
+        for citizen_id in candidates {
+            match self
+                .one_at_a_time(citizen_id, self.purge_draft_locked(citizen_id, now))
+                .await
+            {
+                Ok(true) => purged += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(citizen = citizen_id, error = %e, "idle draft could not be purged")
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn purge_draft_locked(&self, citizen_id: i64, now: i64) -> Result<bool, StoreError> {
+        let mut turn = self.inner.store.lock_citizen(citizen_id).await?;
+        if !turn.unprocessed().await?.is_empty() {
+            return Ok(false);
+        }
+        let Some(stored) = turn.conversation().await? else {
+            return Ok(false);
+        };
+        let purge = match Conversation::load(Some(&stored)) {
+            Loaded::Restored(mut state) => state.expire_draft(now).then_some(state),
+            // Unreadable but idle and still holding what the citizen typed (the candidate
+            // query saw a draft): it would be reset at their next message anyway.
+            Loaded::Fresh(state) | Loaded::Reset(state) => Some(state),
+        };
+        let Some(state) = purge else {
+            return Ok(false);
+        };
+        turn.save_conversation(&state.to_json(), now).await?;
+        turn.commit().await?;
+        tracing::info!(citizen = citizen_id, "idle draft purged");
+        Ok(true)
     }
 
     async fn process_locked(&self, citizen_id: i64) -> Result<Processed, RuntimeError> {
@@ -452,6 +549,7 @@ impl Runtime {
                     stations: &self.inner.stations,
                     catalog: self.inner.catalog,
                     fresh: (self.inner.fresh)(),
+                    anonymous_categories: &self.inner.anonymous_categories,
                 };
                 // A panicking engine must cost one message, not the citizen's whole queue.
                 std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -494,7 +592,8 @@ impl Runtime {
                 None
             }
             Effect::DeleteMyData => {
-                turn.delete_my_data().await?;
+                let media = turn.delete_my_data().await?;
+                crate::privacy::remove_media_files(&self.inner.media_dir, &media);
                 profile.phone = None;
                 tracing::info!(citizen = turn.citizen().id, "citizen data deleted");
                 None
@@ -523,8 +622,15 @@ impl Runtime {
         now: i64,
     ) -> Result<EffectResult, MessageError> {
         let mut report = report.clone();
+        let pseudonym = match (&self.inner.pseudonym_key, report.anonymous) {
+            (Some(key), true) => Some(crate::privacy::pseudonym(key, turn.citizen().id)),
+            _ => None,
+        };
         for _ in 0..MAX_REFERENCE_DRAWS {
-            match turn.file_report(&report, now, self.notices()).await? {
+            match turn
+                .file_report_as(&report, pseudonym.as_deref(), now, self.notices())
+                .await?
+            {
                 Filing::Filed {
                     reference,
                     station_id,
@@ -536,6 +642,7 @@ impl Runtime {
                             citizen = turn.citizen().id,
                             reference = %reference,
                             kind = report.kind.as_str(),
+                            anonymous = report.anonymous,
                             "report filed"
                         );
                     }

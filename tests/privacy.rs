@@ -9,8 +9,11 @@
 //!   citizen gets the status push, and both citizens delete their data.
 //! * Secrets print as `***` in `Debug`.
 //! * Once a report is filed its personal fields are gone from the stored conversation.
-//! * A draft left for 24 hours is dropped from the stored conversation when the citizen returns.
-//!   (There is no periodic purge yet: a draft whose citizen never returns stays stored.)
+//! * A draft left for 24 hours is dropped from the stored conversation when the citizen returns
+//!   (the periodic purge for citizens who never return is in tests/retention.rs).
+//! * "Delete my data" also removes the WhatsApp media rows and downloaded files.
+//! * An anonymous tip shows officers a pseudonym, never the number, and its updates still
+//!   reach the citizen.
 
 mod common;
 
@@ -30,6 +33,7 @@ const VERIFY_TOKEN: &str = "privacy-verify-token-77aa";
 const ACCESS_TOKEN: &str = "EAAGprivacyAccessToken9b2e";
 const TG_TOKEN: &str = "5151:privacy-bot-secret-c0ffee";
 const EVENTS_SECRET: &str = "privacy-events-secret-beef";
+const PSEUDONYM_KEY: &str = "privacy-pseudonym-key-0b5e55ed";
 
 /// Asha on WhatsApp: her number is her WhatsApp id.
 const ASHA: &str = "919876543210";
@@ -72,6 +76,7 @@ fn forbidden(officer_token: &str) -> Vec<(&'static str, String)> {
             TG_TOKEN.split(':').nth(1).unwrap().to_owned(),
         ),
         ("events secret", EVENTS_SECRET.to_owned()),
+        ("pseudonym key", PSEUDONYM_KEY.to_owned()),
         ("officer token", officer_token.to_owned()),
     ];
     if officer_token.len() > 16 {
@@ -223,6 +228,8 @@ impl Journey {
             // error lines are in the log too.
             v("SEVA_EVENTS_URL", "http://127.0.0.1:9/seva-events".into()),
             v("SEVA_EVENTS_SECRET", EVENTS_SECRET.into()),
+            v("SEVA_ANONYMOUS_CATEGORIES", "drugs_liquor_gambling".into()),
+            v("SEVA_PSEUDONYM_KEY", PSEUDONYM_KEY.into()),
         ]
     }
 
@@ -387,30 +394,42 @@ async fn databases() -> Vec<common::TestDb> {
     all
 }
 
-/// The whole journey against one `seva serve`, in one log format; returns the log.
-async fn journey(db: common::TestDb, format: &str) -> (String, String) {
-    let mut j = Journey::new(db).await;
-    let env = j.env(format);
-
-    // An officer token, made with the CLI as an operator would (printed on stdout only).
+/// `seva ARGS` as an operator runs it; returns (stdout, stderr) after checking it succeeded.
+async fn cli(env: &[(String, String)], args: &[&str]) -> (String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_seva"))
-        .args([
-            "officer",
-            "add",
-            "--name",
-            "Inspector Rao",
-            "--scope",
-            "district:patna",
-        ])
+        .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .await
         .unwrap();
-    let cli_log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cli_log}");
-    let officer_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "seva {args:?}: {stderr}");
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+/// An officer token for the district, made with the CLI as an operator would (printed on
+/// stdout only); returns (token, the CLI's log).
+async fn officer_token(env: &[(String, String)]) -> (String, String) {
+    let add = [
+        "officer",
+        "add",
+        "--name",
+        "Inspector Rao",
+        "--scope",
+        "district:patna",
+    ];
+    let (out, cli_log) = cli(env, &add).await;
+    let officer_token = out.trim().to_owned();
     assert!(officer_token.len() >= 20, "{officer_token:?}");
+    (officer_token, cli_log)
+}
+
+/// The whole journey against one `seva serve`, in one log format; returns the log.
+async fn journey(db: common::TestDb, format: &str) -> (String, String) {
+    let mut j = Journey::new(db).await;
+    let env = j.env(format);
+    let (officer_token, cli_log) = officer_token(&env).await;
 
     let serve = Child::spawn(&["serve"], &env);
     let addr = serve.address().await;
@@ -548,10 +567,30 @@ async fn journey(db: common::TestDb, format: &str) -> (String, String) {
     assert_eq!(status, 200);
 
     // ---- Both citizens delete their data ----
+    // Asha's photo is downloaded by now; deleting her data removes it from the disk too.
+    let media = j.db.dir.path().join("media");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while std::fs::read_dir(&media).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the photo was never downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     j.wa_text(addr, "delete my data", "Delete your personal data?")
         .await;
     j.wa_tap(addr, "delete:yes", "Your personal data has been deleted")
         .await;
+    let media_rows: i64 = sqlx::query_scalar("select count(*) from whatsapp_media")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let files: Vec<_> = std::fs::read_dir(&media).unwrap().collect();
+    assert_eq!(
+        (media_rows, files.len()),
+        (0, 0),
+        "WhatsApp media kept after 'delete my data': {files:?}"
+    );
     j.tg_say("delete my data", "Delete your personal data?")
         .await;
     j.tg_tap("delete:yes", "Your personal data has been deleted")
@@ -571,6 +610,119 @@ async fn journey(db: common::TestDb, format: &str) -> (String, String) {
     pool.close().await;
     let log = serve.stop().await;
     (format!("{cli_log}{log}"), officer_token)
+}
+
+/// An anonymous tip over WhatsApp, where the citizen's address is their phone number: the
+/// officer API, `seva report show`, station alerts and back-office events carry a pseudonym
+/// and never the number or a name, and the officer's status change still reaches the citizen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_tip_shows_officers_a_pseudonym_and_its_updates_still_reach_the_citizen() {
+    const TIP: &str = "Illegal liquor is sold every evening behind the bus stand";
+    for db in databases().await {
+        eprintln!("-- on {}", db.kind.name());
+        let mut j = Journey::new(db).await;
+        let env = j.env("text");
+        let (token, _) = officer_token(&env).await;
+        let serve = Child::spawn(&["serve"], &env);
+        let addr = serve.address().await;
+
+        j.wa_text(addr, "Hello", "Choose your language").await;
+        j.wa_tap(addr, "lang:en", "What would you like to do?")
+            .await;
+        j.wa_tap(addr, "menu:complaint", "What is your complaint about?")
+            .await;
+        j.wa_tap(addr, "cat:drugs_liquor_gambling", "File it anonymously?")
+            .await;
+        j.wa_tap(addr, "anonymous:yes", "What happened?").await;
+        j.wa_text(addr, TIP, "When did it happen?").await;
+        j.wa_tap(addr, "when:today", "Where did it happen?").await;
+        j.wa_text(addr, "Behind the bus stand", "Which police station")
+            .await;
+        let asked = j
+            .wa_tap(addr, "st:patna-kotwali", "You can send photos")
+            .await;
+        assert!(!asked.contains("Your full name?"), "{asked}");
+        j.wa_tap(addr, "done", "Do you agree?").await;
+        let review = j
+            .wa_tap(addr, "consent:yes", "Please check your complaint")
+            .await;
+        assert!(!review.contains("98765"), "{review}");
+        let filed = j
+            .wa_tap(addr, "review:confirm", "anonymous tip is registered")
+            .await;
+        let reference = reference_after(&filed, "Reference number: ");
+
+        let api = |path: &str| format!("http://{addr}/api/v1{path}");
+        let detail: Value = j
+            .http
+            .get(api(&format!("/reports/{reference}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let report = &detail["report"];
+        assert_eq!(report["anonymous"], true, "{detail:#}");
+        assert_eq!(report["description"], TIP);
+        assert!(
+            report["phone"].is_null() && report["name"].is_null(),
+            "{detail:#}"
+        );
+        let pseudonym = report["citizen_pseudonym"].as_str().unwrap().to_owned();
+        assert!(pseudonym.starts_with("anon-"), "{pseudonym}");
+        let listing = j
+            .http
+            .get(api("/reports"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (shown, _) = cli(&env, &["report", "show", &reference]).await;
+        assert!(shown.contains(&pseudonym), "{shown}");
+        let pool = j.pool().await;
+        let notices: Vec<String> =
+            sqlx::query_scalar("select content from outbox where kind in ('event', 'alert')")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let stored: (Option<String>, Option<String>) =
+            sqlx::query_as("select name, phone from reports where reference = $1")
+                .bind(&reference)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(stored, (None, None));
+        for (what, seen) in [
+            ("the officer API", detail.to_string()),
+            ("the listing", listing),
+            ("seva report show", shown),
+            ("events and alerts", notices.join("\n")),
+        ] {
+            for number in [ASHA, "9876543210", "98765 43210"] {
+                assert!(!seen.contains(number), "{what} shows {number}: {seen}");
+            }
+            assert!(!seen.contains(WA_NAME), "{what} shows the name: {seen}");
+        }
+
+        let status = j
+            .http
+            .post(api(&format!("/reports/{reference}/status")))
+            .bearer_auth(&token)
+            .json(&json!({ "status": "acknowledged", "note": OFFICER_NOTE }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{status}");
+        j.wa_wait(OFFICER_NOTE).await;
+        pool.close().await;
+        serve.stop().await;
+    }
 }
 
 fn assert_clean(format: &str, log: &str, officer_token: &str) {
@@ -694,8 +846,8 @@ fn secrets_print_as_stars_in_debug() {
 }
 
 /// A draft left for more than 24 hours is dropped from the stored conversation when the
-/// citizen next writes (the engine's `DRAFT_KEPT_SECS`). Without a next message it stays: a
-/// periodic purge is not there yet.
+/// citizen next writes (the engine's `DRAFT_KEPT_SECS`); the retention job drops it without
+/// a next message (tests/retention.rs).
 #[tokio::test]
 async fn a_draft_abandoned_for_24_hours_is_dropped_when_the_citizen_returns() {
     use flows::message::{Body, Channel, Inbound, SenderHints};
@@ -745,4 +897,107 @@ async fn a_draft_abandoned_for_24_hours_is_dropped_when_the_citizen_returns() {
     );
     pool.close().await;
     store.close().await;
+}
+
+/// A report's citizen, anonymous flag, pseudonym, name and phone.
+type TipRow = (String, i64, Option<String>, Option<String>, Option<String>);
+
+/// Anonymous tips through the runtime with the real engine, on each backend: one citizen's
+/// tips share a pseudonym, another citizen's differs, none stores a name or number, and the
+/// same category is an ordinary complaint where the operator has not opened it.
+#[tokio::test]
+async fn one_citizens_tips_share_a_pseudonym_and_store_no_name_or_number() {
+    use seva::runtime::Runtime;
+    for h in common::backends().await {
+        let privacy = seva::config::Config::load(&|key| match key {
+            "SEVA_ANONYMOUS_CATEGORIES" => Some("drugs_liquor_gambling".to_owned()),
+            "SEVA_PSEUDONYM_KEY" => Some(PSEUDONYM_KEY.to_owned()),
+            _ => None,
+        })
+        .unwrap()
+        .privacy;
+        let open = Runtime::builder(h.store.clone())
+            .stations(common::example_stations())
+            .clock(h.clock())
+            .privacy(&privacy)
+            .build();
+        let closed = Runtime::builder(h.store.clone())
+            .stations(common::example_stations())
+            .clock(h.clock())
+            .build();
+        let mut n = 0;
+        let mut say = async |rt: &Runtime, who: &str, texts: &[&str]| {
+            for text in texts {
+                n += 1;
+                rt.handle(&common::text(who, &format!("tip-{n}"), text))
+                    .await
+                    .unwrap();
+            }
+        };
+        const HELLO: [&str; 2] = ["hello", "2"];
+        const TIP: [&str; 10] = [
+            "1",
+            "8",
+            "yes",
+            "Gambling den behind the cinema every night",
+            "today",
+            "Behind the cinema",
+            "Kotwali",
+            "done",
+            "1",
+            "1",
+        ];
+        say(&open, "meena", &HELLO).await;
+        say(&open, "meena", &TIP).await;
+        say(&open, "meena", &TIP).await;
+        say(&open, "ravi", &HELLO).await;
+        say(&open, "ravi", &TIP).await;
+        // Not opened by the operator: no question; name and number are asked as usual.
+        say(&closed, "sita", &HELLO).await;
+        say(
+            &closed,
+            "sita",
+            &[
+                "1",
+                "8",
+                "Satta is played openly",
+                "today",
+                "Behind the cinema",
+                "Kotwali",
+                "Sita Devi",
+                "9812345670",
+                "done",
+                "1",
+                "1",
+            ],
+        )
+        .await;
+        let pool = h.db().await;
+        let rows: Vec<TipRow> = sqlx::query_as(
+            "select c.external_id, r.anonymous, r.pseudonym, r.name, r.phone from reports r \
+                 join citizens c on c.id = r.citizen_id order by r.id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        let (meena1, meena2, ravi) = (&rows[0], &rows[1], &rows[2]);
+        assert!(meena1.2.as_deref().is_some_and(|p| p.starts_with("anon-")));
+        assert_eq!(meena1.2, meena2.2, "one citizen, one pseudonym");
+        assert_ne!(meena1.2, ravi.2);
+        for r in &rows[..3] {
+            assert_eq!(
+                (r.1, r.3.as_deref(), r.4.as_deref()),
+                (1, None, None),
+                "{r:?}"
+            );
+        }
+        let sita = &rows[3];
+        assert_eq!(
+            (sita.1, sita.2.as_deref(), sita.3.as_deref()),
+            (0, None, Some("Sita Devi")),
+            "{sita:?}"
+        );
+        pool.close().await;
+    }
 }

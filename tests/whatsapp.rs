@@ -443,7 +443,7 @@ async fn hindi_complaint(s: &mut Server) -> String {
 
     let m = row(s, "menu:complaint");
     let out = s.turn(m).await;
-    assert_list(last(&out), &["cat:theft", "cat:cyber"], 8);
+    assert_list(last(&out), &["cat:theft", "cat:cyber"], 9);
 
     let m = row(s, "cat:theft");
     let out = s.turn(m).await;

@@ -63,6 +63,7 @@ impl World {
                 reference: [1, 2, 3, 4, 5, 6, 7, 8],
                 draft_id: "d".into(),
             },
+            anonymous_categories: &[],
         }
     }
 

@@ -97,6 +97,9 @@ pub struct NewReport {
     pub custody: Option<Custody>,
     pub attachments: Vec<Attachment>,
     pub lang: Lang,
+    /// An anonymous tip: no name and no phone; officers see a pseudonym of the citizen.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// What a citizen may see of a report.

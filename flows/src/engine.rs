@@ -11,6 +11,8 @@ use crate::reply::Reply;
 use crate::state::Conversation;
 use crate::stations::Directory;
 
+pub use crate::journeys::COMPLAINT_CATEGORIES;
+
 /// What Seva knows about the citizen, kept by the store outside the conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -45,6 +47,9 @@ pub struct Ctx<'a> {
     pub stations: &'a Directory,
     pub catalog: &'a Catalog,
     pub fresh: Fresh,
+    /// Complaint categories the operator opened to anonymous tips
+    /// (`SEVA_ANONYMOUS_CATEGORIES`): the journey offers to file them without name and number.
+    pub anonymous_categories: &'a [String],
 }
 
 /// One input to the dialogue.

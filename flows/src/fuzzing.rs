@@ -635,6 +635,7 @@ pub fn dialogue(data: &[u8]) {
                     stations: &stations,
                     catalog,
                     fresh,
+                    anonymous_categories: &anonymous_tips(),
                 };
                 step(state, &input, &ctx)
             };
@@ -685,4 +686,9 @@ pub fn dialogue(data: &[u8]) {
             state = outcome.state;
         }
     }
+}
+
+/// The operator's anonymous-tip categories, so these paths are exercised too.
+fn anonymous_tips() -> Vec<String> {
+    vec!["drugs_liquor_gambling".to_owned()]
 }

@@ -25,6 +25,10 @@ pub struct Conversation {
     pub draft: Option<Draft>,
     /// Unix seconds of the citizen's last message.
     pub last_seen: i64,
+    /// A draft was dropped while the citizen was away ([`Conversation::expire_draft`]): the
+    /// next message is told so before the menu.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draft_expired: bool,
 }
 
 impl Default for Conversation {
@@ -34,6 +38,7 @@ impl Default for Conversation {
             step: Step::New,
             draft: None,
             last_seen: 0,
+            draft_expired: false,
         }
     }
 }
@@ -63,6 +68,27 @@ impl Conversation {
         serde_json::to_string(self).expect("conversation state serializes")
     }
 
+    /// Drops a draft idle for more than [`DRAFT_KEPT_SECS`] at `now`, so its personal data
+    /// does not wait for a citizen who may never come back; the conversation returns to the
+    /// menu and remembers to tell the citizen. Returns whether anything was dropped.
+    pub fn expire_draft(&mut self, now: i64) -> bool {
+        if self.draft.is_none() || now.saturating_sub(self.last_seen) <= DRAFT_KEPT_SECS {
+            return false;
+        }
+        self.draft = None;
+        self.step = match &self.step {
+            Step::New => Step::New,
+            // The language question stays; it no longer resumes into the dropped journey.
+            Step::Language { lookup, .. } => Step::Language {
+                resume: None,
+                lookup: *lookup,
+            },
+            _ => Step::Menu,
+        };
+        self.draft_expired = true;
+        true
+    }
+
     /// True while a journey is collecting a report.
     pub fn in_journey(&self) -> bool {
         self.draft.is_some()
@@ -78,6 +104,9 @@ impl Conversation {
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     Category,
+    /// Whether to file without the citizen's name and number (categories the operator
+    /// opened to anonymous tips only).
+    Anonymous,
     Description,
     Identifier,
     When,
@@ -134,6 +163,9 @@ pub struct Draft {
     pub kind: ReportKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// `Some(true)`: filed as an anonymous tip, without name and number. `None`: not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +199,7 @@ impl Draft {
             id,
             kind,
             category: None,
+            anonymous: None,
             description: None,
             identifier: None,
             occurred_on: None,
@@ -180,5 +213,45 @@ impl Draft {
             consent: false,
             submitted: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_draft(last_seen: i64) -> Conversation {
+        Conversation {
+            step: Step::Ask {
+                field: Field::Description,
+                page: 0,
+                editing: false,
+            },
+            draft: Some(Draft::new("d".into(), ReportKind::Complaint)),
+            last_seen,
+            ..Conversation::default()
+        }
+    }
+
+    #[test]
+    fn a_draft_is_expired_only_after_24_hours_idle() {
+        let mut c = with_draft(1_000);
+        assert!(!c.expire_draft(1_000 + DRAFT_KEPT_SECS));
+        assert!(c.draft.is_some() && !c.draft_expired);
+        assert!(c.expire_draft(1_001 + DRAFT_KEPT_SECS));
+        assert_eq!((c.draft.clone(), c.step.clone()), (None, Step::Menu));
+        assert!(c.draft_expired);
+        // Nothing left to drop: a second purge changes nothing.
+        assert!(!c.expire_draft(10 * DRAFT_KEPT_SECS));
+    }
+
+    #[test]
+    fn the_expired_notice_survives_a_save_and_older_states_still_load() {
+        let mut c = with_draft(0);
+        c.expire_draft(2 * DRAFT_KEPT_SECS);
+        let json = c.to_json();
+        assert_eq!(Conversation::load(Some(&json)), Loaded::Restored(c));
+        let old = r#"{"version":1,"step":{"step":"menu"},"last_seen":5}"#;
+        assert!(matches!(Conversation::load(Some(old)), Loaded::Restored(c) if !c.draft_expired));
     }
 }

@@ -154,6 +154,7 @@ impl Sim {
                     reference: [1, 2, 3, 4, 5, 6, 7, 8],
                     draft_id: "d".into(),
                 },
+                anonymous_categories: &anonymous_tips(),
             };
             let out = step(self.state.clone(), &input, &ctx);
             let json = out.state.to_json();
@@ -231,6 +232,7 @@ proptest! {
             stations: &stations,
             catalog: Catalog::global(),
             fresh: Fresh { reference: [0; 8], draft_id: "d".into() },
+            anonymous_categories: &anonymous_tips(),
         };
         let _ = step(state, &Input::StateReset(Body::Text { text: bytes.clone() }), &ctx);
     }
@@ -260,6 +262,7 @@ fn a_state_from_an_older_schema_resets_politely() {
             reference: [0; 8],
             draft_id: "d".into(),
         },
+        anonymous_categories: &anonymous_tips(),
     };
     let out = step(
         Conversation::default(),
@@ -268,4 +271,9 @@ fn a_state_from_an_older_schema_resets_politely() {
     );
     assert_eq!(out.state.step, Step::Menu);
     assert_eq!(out.replies[0].texts[0].id, "state-reset");
+}
+
+/// The operator's anonymous-tip categories, so these paths are exercised too.
+fn anonymous_tips() -> Vec<String> {
+    vec!["drugs_liquor_gambling".to_owned()]
 }

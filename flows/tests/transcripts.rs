@@ -9,6 +9,7 @@
 //! Input forms: `> text`, `> [choice ID]`, `> [location LAT,LON]`, `> [contact +91… own|other]`,
 //! `> [photo]`, `> [voice]`, `> [sticker]`, `> [wait 40m]` (advance the clock), `> [as NAME]`
 //! (switch citizen), `> [channel whatsapp|telegram|terminal]` (for the current citizen),
+//! `> [purge]` (the runtime's periodic purge of drafts idle for 24 hours),
 //! `> [officer REF|last STATUS [FIR]]` (an officer changes a report's status).
 
 use std::collections::HashMap;
@@ -122,6 +123,8 @@ struct World {
     seq: u64,
     citizens: HashMap<String, Citizen>,
     reports: Vec<Filed>,
+    /// The operator's `SEVA_ANONYMOUS_CATEGORIES` in every transcript.
+    anonymous: Vec<String>,
 }
 
 const START: i64 = 1_795_858_200; // 2026-11-28 09:30 UTC, 15:00 in India
@@ -135,6 +138,7 @@ impl World {
             seq: 0,
             citizens: HashMap::new(),
             reports: Vec::new(),
+            anonymous: vec!["drugs_liquor_gambling".to_owned()],
         }
     }
 
@@ -191,6 +195,7 @@ impl World {
                 stations: &self.stations,
                 catalog: self.catalog,
                 fresh,
+                anonymous_categories: &self.anonymous,
             };
             let Outcome {
                 state,
@@ -424,6 +429,15 @@ fn run(path: &Path) -> (String, Vec<String>) {
                         world.now += mins * 60;
                     }
                     "as" => who = rest.to_owned(),
+                    // The runtime's periodic purge of drafts abandoned for 24 hours.
+                    "purge" => {
+                        let now = world.now;
+                        let c = world.citizen(&who);
+                        if let Loaded::Restored(mut state) = Conversation::load(Some(&c.state)) {
+                            state.expire_draft(now);
+                            c.state = state.to_json();
+                        }
+                    }
                     "channel" => {
                         let c = world.citizen(&who);
                         c.profile.channel = Channel::parse(rest).unwrap();

@@ -20,6 +20,8 @@ choice-cat-property = Property dispute
     .short = Property dispute
 choice-cat-nuisance = Public nuisance
     .short = Public nuisance
+choice-cat-drugs_liquor_gambling = Drugs, illegal liquor or gambling
+    .short = Drugs/liquor/betting
 choice-cat-other = Something else
     .short = Other
 choice-item-mobile = Mobile phone
@@ -92,6 +94,13 @@ choice-consent-yes = I agree
 choice-consent-no = I do not agree
     .short = I do not agree
 consent-declined = Without your consent we cannot file the complaint. Nothing was filed.
+ask-anonymous = You can give this tip anonymously: the police will see a code instead of your name and mobile number. You will still get updates here. File it anonymously?
+choice-anonymous-yes = Yes, anonymously
+    .short = Yes, anonymously
+choice-anonymous-no = No, with my name
+    .short = No, with my name
+review-anonymous-yes = Yes (name and number not shared)
+review-anonymous-no = No
 review =
     Please check your { $kind }:
     { $summary }
@@ -102,6 +111,7 @@ choice-review-edit = Change something
 choice-review-cancel = Cancel
     .short = Cancel
 field-category = Type
+field-anonymous = Anonymous
 field-description = Details
 field-identifier = IMEI / document
 field-when = Date
@@ -116,6 +126,8 @@ field-consent = Consent
 ask-edit-field = What do you want to change?
 choice-edit-category = Type
     .short = Type
+choice-edit-anonymous = Anonymous or not
+    .short = Anonymous or not
 choice-edit-description = Details
     .short = Details
 choice-edit-identifier = IMEI / document
@@ -137,6 +149,9 @@ choice-edit-phone = Mobile number
 filed-complaint =
     Your complaint is registered. Reference number: { $reference }
     { $station } has been informed and will contact you. After a preliminary inquiry an FIR may be registered. Keep this number to check the status.
+filed-tip =
+    Your anonymous tip is registered. Reference number: { $reference }
+    { $station } has been informed. Your name and mobile number were not shared with the police. Keep this number to check the status; updates will come here.
 filed-lost =
     Your lost item report is registered. Reference number: { $reference }
     { $station } has been informed. You can quote this number when applying for a duplicate document or SIM.

@@ -20,6 +20,8 @@ choice-cat-property = ज़मीन-जायदाद विवाद
     .short = ज़मीन-जायदाद विवाद
 choice-cat-nuisance = सार्वजनिक उपद्रव
     .short = सार्वजनिक उपद्रव
+choice-cat-drugs_liquor_gambling = नशीले पदार्थ, अवैध शराब या जुआ
+    .short = नशा/शराब/जुआ
 choice-cat-other = कुछ और
     .short = अन्य
 choice-item-mobile = मोबाइल फोन
@@ -92,6 +94,13 @@ choice-consent-yes = मैं सहमत हूं
 choice-consent-no = मैं सहमत नहीं हूं
     .short = सहमत नहीं
 consent-declined = आपकी सहमति के बिना शिकायत दर्ज नहीं हो सकती। कुछ भी दर्ज नहीं हुआ।
+ask-anonymous = आप यह सूचना गुमनाम रहकर दे सकते हैं: पुलिस को आपका नाम और मोबाइल नंबर नहीं, सिर्फ़ एक कोड दिखेगा। कार्रवाई की जानकारी आपको यहीं मिलती रहेगी। क्या गुमनाम रहकर सूचना देना चाहते हैं?
+choice-anonymous-yes = हां, गुमनाम रहकर
+    .short = हां, गुमनाम रहकर
+choice-anonymous-no = नहीं, अपने नाम से
+    .short = नहीं, अपने नाम से
+review-anonymous-yes = हां (नाम और नंबर पुलिस को नहीं दिखेंगे)
+review-anonymous-no = नहीं
 review =
     कृपया अपनी { $kind } जांच लें:
     { $summary }
@@ -102,6 +111,7 @@ choice-review-edit = कुछ बदलें
 choice-review-cancel = रद्द करें
     .short = रद्द करें
 field-category = प्रकार
+field-anonymous = गुमनाम
 field-description = विवरण
 field-identifier = IMEI / दस्तावेज़
 field-when = तारीख
@@ -116,6 +126,8 @@ field-consent = सहमति
 ask-edit-field = आप क्या बदलना चाहते हैं?
 choice-edit-category = प्रकार
     .short = प्रकार
+choice-edit-anonymous = गुमनाम या नाम से
+    .short = गुमनाम या नाम से
 choice-edit-description = विवरण
     .short = विवरण
 choice-edit-identifier = IMEI / दस्तावेज़
@@ -137,6 +149,9 @@ choice-edit-phone = मोबाइल नंबर
 filed-complaint =
     आपकी शिकायत दर्ज हो गई है। संदर्भ संख्या: { $reference }
     { $station } को सूचना दे दी गई है, वहां से आपसे संपर्क किया जाएगा। प्रारंभिक जांच के बाद एफआईआर दर्ज की जा सकती है। स्थिति जानने के लिए यह संख्या संभालकर रखें।
+filed-tip =
+    आपकी गुमनाम सूचना दर्ज हो गई है। संदर्भ संख्या: { $reference }
+    { $station } को सूचना दे दी गई है। आपका नाम और मोबाइल नंबर पुलिस को नहीं दिया गया। स्थिति जानने के लिए यह संख्या संभालकर रखें; हर जानकारी आपको यहीं मिलेगी।
 filed-lost =
     आपकी खोई वस्तु की रिपोर्ट दर्ज हो गई है। संदर्भ संख्या: { $reference }
     { $station } को सूचना दे दी गई है। डुप्लीकेट दस्तावेज़ या सिम के लिए आवेदन करते समय यह संख्या बताएं।

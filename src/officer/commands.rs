@@ -1,5 +1,5 @@
 //! The officer commands of the shell: `seva officer add|revoke` and `seva report
-//! show|set-status|transfer`. Results go to stdout (for `officer add`: only the token, so a
+//! show|set-status|transfer|purge`. Results go to stdout (for `officer add`: only the token, so a
 //! script can capture it), everything else to stderr. `seva report …` acts as `cli` with the
 //! whole state in scope, and is audited like the API.
 
@@ -174,14 +174,26 @@ pub async fn report_show(config: &Config, typed: &str, json: bool) -> Result<(),
     );
     println!("description  {}", dash(&r.description));
     println!("identifier   {}", dash(&r.identifier));
-    println!("name         {}", dash(&r.name));
-    println!("phone        {}", dash(&r.phone));
+    if r.anonymous {
+        println!(
+            "citizen      anonymous tip {}",
+            r.citizen_pseudonym
+                .as_deref()
+                .unwrap_or("(pseudonym purged)")
+        );
+    } else {
+        println!("name         {}", dash(&r.name));
+        println!("phone        {}", dash(&r.phone));
+    }
     if let Some(c) = &r.custody {
         println!("custody      {c}");
     }
     println!("language     {}", r.lang);
     if r.citizen_data_deleted {
         println!("(the citizen has deleted their data)");
+    }
+    if let Some(at) = &r.personal_data_purged_at {
+        println!("(personal data purged at {at})");
     }
     println!("history:");
     for h in &view.history {
@@ -222,6 +234,44 @@ pub async fn report_show(config: &Config, typed: &str, json: bool) -> Result<(),
             );
         }
     }
+    Ok(())
+}
+
+/// `seva report purge [--older-than AGE]`: prints the number of reports purged on stdout.
+pub async fn report_purge(config: &Config, older_than: Option<&str>) -> Result<(), Error> {
+    let age = match older_than {
+        Some(text) => crate::privacy::parse_age(text).ok_or_else(|| {
+            Error::Usage(format!(
+                "--older-than {text:?} is not an age like 90d, 12w or 36h"
+            ))
+        })?,
+        None => std::time::Duration::from_secs(
+            u64::from(config.privacy.report_retention_days) * 24 * 60 * 60,
+        ),
+    };
+    let store = Store::open(&config.database_url).await?;
+    let at = now();
+    let result = async {
+        let purged = crate::privacy::purge_reports(&store, &config.media_dir, age, at).await?;
+        store
+            .audit(
+                &Actor::cli(),
+                "report.purge",
+                None,
+                &serde_json::json!({ "older_than_secs": age.as_secs(), "reports": purged }),
+                at,
+            )
+            .await?;
+        Ok::<_, Error>(purged)
+    }
+    .await;
+    store.close().await;
+    let purged = result?;
+    println!("{purged}");
+    eprintln!(
+        "seva: personal data removed from {purged} report(s) closed or returned more than {} day(s) ago",
+        age.as_secs() / (24 * 60 * 60)
+    );
     Ok(())
 }
 

@@ -109,6 +109,15 @@ pub struct ReportJson {
     pub found_ref: Option<String>,
     /// True once the citizen asked for their data to be deleted.
     pub citizen_data_deleted: bool,
+    /// An anonymous tip: `name` and `phone` were never stored; `citizen_pseudonym` stands
+    /// for the citizen.
+    pub anonymous: bool,
+    /// For anonymous tips, a stable code per citizen (`anon-…`): the same citizen's tips
+    /// share it; it cannot be turned back into a phone number. `null` once purged.
+    #[schema(example = "anon-7K3Q9XM4RT")]
+    pub citizen_pseudonym: Option<String>,
+    /// When `seva report purge` removed the personal fields (RFC 3339, UTC).
+    pub personal_data_purged_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -141,7 +150,10 @@ impl ReportJson {
             fir_number: r.fir_number.clone(),
             close_reason: r.close_reason.clone(),
             found_ref: r.found_ref.clone(),
-            citizen_data_deleted: r.citizen_id.is_none(),
+            citizen_data_deleted: r.citizen_id.is_none() && r.personal_data_purged_at.is_none(),
+            anonymous: r.anonymous,
+            citizen_pseudonym: r.pseudonym.clone(),
+            personal_data_purged_at: r.personal_data_purged_at.map(rfc3339),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
         }

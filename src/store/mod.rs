@@ -27,6 +27,7 @@
 
 mod leader;
 mod reports;
+mod retention;
 pub mod telegram;
 mod turn;
 mod wakeup;
@@ -47,6 +48,7 @@ pub use reports::{
     Actor, AttachmentRecord, AuditEntry, ChangeFailure, Changed, EVENTS_RECIPIENT, HistoryEntry,
     Notices, Officer, ReportDetail, ReportFilter, ReportRecord, Scope,
 };
+pub use retention::{MediaFile, PayloadsPurged, ReportsPurged};
 pub use turn::{Filing, StoredReport, Turn};
 pub use whatsapp::{MediaJob, MediaRecord, StatusApplied, WhatsappSendState};
 

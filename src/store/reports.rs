@@ -157,6 +157,12 @@ pub struct ReportRecord {
     pub found_ref: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Filed as an anonymous tip: no name or phone was ever stored.
+    pub anonymous: bool,
+    /// What officers see of an anonymous tipster; `None` once purged or deleted.
+    pub pseudonym: Option<String>,
+    /// When `seva report purge` removed the personal fields.
+    pub personal_data_purged_at: Option<i64>,
 }
 
 /// One row of a report's history: a status change or a transfer.
@@ -276,7 +282,7 @@ pub struct AuditEntry {
 
 const REPORT_COLUMNS: &str = "id, reference, kind, citizen_id, category, description, identifier, \
      occurred_on, place, district_id, station_id, name, phone, custody, lang, status, fir_number, \
-     close_reason, found_ref, created_at, updated_at";
+     close_reason, found_ref, created_at, updated_at, anonymous, pseudonym, personal_data_purged_at";
 
 const HISTORY_COLUMNS: &str = "id, action, status, note, internal_note, actor, at, fir_number, \
      reason, found_ref, from_station, to_station";
@@ -307,6 +313,9 @@ fn report_from_row(r: &AnyRow) -> Result<ReportRecord> {
         found_ref: r.try_get("found_ref")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        anonymous: super::flag(r, "anonymous")?,
+        pseudonym: r.try_get("pseudonym")?,
+        personal_data_purged_at: r.try_get("personal_data_purged_at")?,
     })
 }
 

@@ -214,6 +214,18 @@ impl Turn {
         now: i64,
         notices: super::Notices<'_>,
     ) -> Result<Filing> {
+        self.file_report_as(report, None, now, notices).await
+    }
+
+    /// [`Turn::file_report`], for an anonymous tip with the `pseudonym` officers see instead
+    /// of the citizen's name and number (neither is stored for a tip).
+    pub async fn file_report_as(
+        &mut self,
+        report: &NewReport,
+        pseudonym: Option<&str>,
+        now: i64,
+        notices: super::Notices<'_>,
+    ) -> Result<Filing> {
         let existing = sqlx::query("select reference, station_id from reports where draft_id = $1")
             .bind(&report.draft_id)
             .fetch_optional(&mut *self.tx)
@@ -240,8 +252,9 @@ impl Turn {
         // transaction on a failed insert, and the caller retries with a new reference.
         let id: Option<i64> = sqlx::query_scalar(
             "insert into reports (reference, draft_id, kind, citizen_id, category, description, identifier, \
-             occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at, \
+             anonymous, pseudonym) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
              on conflict (reference) do nothing returning id",
         )
         .bind(report.reference.to_string())
@@ -255,13 +268,15 @@ impl Turn {
         .bind(place)
         .bind(&report.district_id)
         .bind(&report.station_id)
-        .bind(&report.name)
-        .bind(&report.phone)
+        .bind(report.name.as_deref().filter(|_| !report.anonymous))
+        .bind(report.phone.as_deref().filter(|_| !report.anonymous))
         .bind(custody)
         .bind(report.lang.code())
         .bind(status)
         .bind(now)
         .bind(now)
+        .bind(i64::from(report.anonymous))
+        .bind(pseudonym.filter(|_| report.anonymous))
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(id) = id else {
@@ -358,15 +373,24 @@ impl Turn {
     }
 
     /// "Delete my data": blanks the personal fields of the citizen's reports and unlinks them
-    /// (they stay as anonymous statistics), drops attachments, the conversation and the phone,
-    /// and blanks the text of messages already handled. Unprocessed messages are left for
-    /// their own turn; the language stays so the citizen is still answered in it.
-    pub async fn delete_my_data(&mut self) -> Result<()> {
+    /// (they stay as anonymous statistics), drops attachments and the WhatsApp media the
+    /// citizen sent (the returned files are the caller's to remove from disk), the
+    /// conversation and the phone, and blanks the text of messages already handled.
+    /// Unprocessed messages are left for their own turn; the language stays so the citizen is
+    /// still answered in it.
+    pub async fn delete_my_data(&mut self) -> Result<Vec<super::MediaFile>> {
         let id = self.citizen.id;
+        let media = super::retention::delete_media_returning(
+            &mut self.tx,
+            "citizen_id = $1 or media_id in (select a.file_id from attachments a \
+             join reports r on r.id = a.report_id where r.citizen_id = $2)",
+            &[id, id],
+        )
+        .await?;
         let statements = [
             "delete from attachments where report_id in (select id from reports where citizen_id = $1)",
             "update reports set name = null, phone = null, description = null, identifier = null, place = null, \
-             citizen_id = null where citizen_id = $1",
+             pseudonym = null, citizen_id = null where citizen_id = $1",
             "delete from conversations where citizen_id = $1",
             "update citizens set phone = null where id = $1",
             "update inbox set payload = '{}' where citizen_id = $1 and processed_at is not null",
@@ -376,7 +400,7 @@ impl Turn {
             sqlx::query(sql).bind(id).execute(&mut *self.tx).await?;
         }
         self.citizen.phone = None;
-        Ok(())
+        Ok(media)
     }
 
     /// Writes an outbox row in this transaction.

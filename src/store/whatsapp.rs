@@ -422,16 +422,18 @@ impl Store {
             .collect()
     }
 
-    /// A download finished: the local copy is at `path`.
+    /// A download finished: the local copy is at `path`. `false` when the row is gone (the
+    /// citizen deleted their data, or retention removed it, during the download): the file
+    /// is then the caller's to remove.
     pub async fn whatsapp_media_done(
         &self,
         media_id: &str,
         path: &str,
         bytes: u64,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        let updated = sqlx::query(
             "update whatsapp_media set status = 'done', path = $1, bytes = $2, attempts = attempts + 1, \
              last_error = null, updated_at = $3 where media_id = $4",
         )
@@ -440,9 +442,10 @@ impl Store {
         .bind(now)
         .bind(media_id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        Ok(())
+        Ok(updated > 0)
     }
 
     /// A download failed: try again at `retry_at`, or (`None`) give up.

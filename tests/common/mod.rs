@@ -493,6 +493,7 @@ pub fn report(draft_id: &str, reference: Reference) -> NewReport {
             caption: None,
         }],
         lang: Lang::Hi,
+        anonymous: false,
     }
 }
 

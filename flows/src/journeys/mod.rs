@@ -10,6 +10,8 @@ mod menu;
 mod report;
 mod status;
 
+pub use report::COMPLAINT_CATEGORIES;
+
 use crate::Lang;
 use crate::catalog::Catalog;
 use crate::effect::{Effect, EffectResult};
@@ -230,10 +232,16 @@ fn on_message(turn: &mut Turn<'_, '_>, body: &Body) {
         return;
     }
 
+    let expired_while_away = std::mem::take(&mut turn.state.draft_expired);
     if let Body::Text { text } = body
         && let Some(global) = words::global_command(text)
     {
         on_global(turn, global);
+        return;
+    }
+    if expired_while_away && matches!(turn.state.step, Step::Menu) {
+        turn.say(Text::new("draft-expired"));
+        menu::show_menu(turn);
         return;
     }
 

@@ -23,7 +23,8 @@ pub const MAX_ATTACHMENTS: usize = 5;
 const STATIONS_PER_PAGE: usize = 8;
 const DISTRICTS_PER_PAGE: usize = 9;
 
-const COMPLAINT_CATEGORIES: [&str; 8] = [
+/// Complaint category ids, in menu order (Fluent `choice-cat-<id>`).
+pub const COMPLAINT_CATEGORIES: [&str; 9] = [
     "theft",
     "cyber",
     "harassment",
@@ -31,6 +32,7 @@ const COMPLAINT_CATEGORIES: [&str; 8] = [
     "missing",
     "property",
     "nuisance",
+    "drugs_liquor_gambling",
     "other",
 ];
 const ITEM_TYPES: [&str; 7] = [
@@ -72,6 +74,24 @@ const ALIASES: &[(&str, &[&str])] = &[
         &["property", "zameen", "jameen", "ज़मीन", "जमीन"],
     ),
     ("cat:nuisance", &["nuisance", "shor", "शोर", "updrav"]),
+    (
+        "cat:drugs_liquor_gambling",
+        &[
+            "drugs",
+            "nasha",
+            "नशा",
+            "liquor",
+            "sharab",
+            "daru",
+            "शराब",
+            "दारू",
+            "gambling",
+            "jua",
+            "जुआ",
+            "satta",
+            "सट्टा",
+        ],
+    ),
     ("cat:other", &["other", "anya", "अन्य", "dusra", "कुछ और"]),
     (
         "item:mobile",
@@ -143,9 +163,13 @@ const ALIASES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The fields of a journey, in order, given what the draft holds so far.
-fn fields(draft: &Draft, districts: usize) -> Vec<Field> {
+/// The fields of a journey, in order, given what the draft holds so far. `anonymous_allowed`:
+/// the draft's category is open to anonymous tips.
+fn fields(draft: &Draft, districts: usize, anonymous_allowed: bool) -> Vec<Field> {
     let mut f = vec![Field::Category];
+    if draft.kind == ReportKind::Complaint && (anonymous_allowed || draft.anonymous.is_some()) {
+        f.push(Field::Anonymous);
+    }
     let identifier = matches!(draft.category.as_deref(), Some("mobile" | "id_document"));
     match draft.kind {
         ReportKind::Complaint => f.extend([Field::Description, Field::When, Field::Place]),
@@ -164,7 +188,9 @@ fn fields(draft: &Draft, districts: usize) -> Vec<Field> {
     if draft.kind == ReportKind::Found {
         f.push(Field::Custody);
     }
-    f.extend([Field::Name, Field::Phone]);
+    if draft.anonymous != Some(true) {
+        f.extend([Field::Name, Field::Phone]);
+    }
     if draft.kind == ReportKind::Complaint {
         f.extend([Field::Attachments, Field::Consent]);
     }
@@ -177,9 +203,20 @@ fn draft<'t>(turn: &'t Turn<'_, '_>) -> Option<&'t Draft> {
 
 fn journey_fields(turn: &Turn<'_, '_>) -> Vec<Field> {
     match draft(turn) {
-        Some(d) => fields(d, turn.ctx.stations.districts().len()),
+        Some(d) => fields(
+            d,
+            turn.ctx.stations.districts().len(),
+            anonymous_allowed(turn, d.category.as_deref()),
+        ),
         None => Vec::new(),
     }
+}
+
+/// Whether the operator opened this complaint category to anonymous tips.
+fn anonymous_allowed(turn: &Turn<'_, '_>, category: Option<&str>) -> bool {
+    let kind = draft(turn).map(|d| d.kind);
+    kind == Some(ReportKind::Complaint)
+        && category.is_some_and(|c| turn.ctx.anonymous_categories.iter().any(|a| a == c))
 }
 
 pub(super) fn start(turn: &mut Turn<'_, '_>) {
@@ -201,8 +238,19 @@ fn advance(turn: &mut Turn<'_, '_>, answered: Field, editing: bool) {
         if answered == Field::Category && fields.contains(&Field::Identifier) {
             return ask(turn, Field::Identifier, 0, true);
         }
+        if answered == Field::Category
+            && fields.contains(&Field::Anonymous)
+            && draft(turn).is_some_and(|d| d.anonymous.is_none())
+        {
+            return ask(turn, Field::Anonymous, 0, true);
+        }
         if answered == Field::District {
             return ask(turn, Field::Station, 0, true);
+        }
+        // An edit can make fields necessary (name and number once a tip is no longer
+        // anonymous): ask them, still editing, before the review.
+        if let Some(missing) = fields.iter().find(|f| is_missing(turn, **f)) {
+            return ask(turn, *missing, 0, true);
         }
         return show_review(turn);
     }
@@ -330,6 +378,10 @@ fn choices_for(turn: &Turn<'_, '_>, field: Field, page: u16) -> Vec<Choice> {
             ]
         }
         Field::Attachments => vec![choice("done", "choice-done")],
+        Field::Anonymous => vec![
+            choice("anonymous:yes", "choice-anonymous-yes"),
+            choice("anonymous:no", "choice-anonymous-no"),
+        ],
         Field::Consent => vec![
             choice("consent:yes", "choice-consent-yes"),
             choice("consent:no", "choice-consent-no"),
@@ -414,6 +466,7 @@ pub(super) fn ask(turn: &mut Turn<'_, '_>, field: Field, page: u16, editing: boo
                 .arg("max", MAX_ATTACHMENTS as i64)
         }
         Field::Consent => Text::new("ask-consent"),
+        Field::Anonymous => Text::new("ask-anonymous"),
     };
     turn.prompt(prompt, choices, hint);
 }
@@ -526,9 +579,15 @@ pub(super) fn on_field(
                 return not_understood(turn, picked, body, choices.len());
             };
             let category = id.split_once(':').map(|(_, c)| c.to_owned()).unwrap_or(id);
+            let allowed = anonymous_allowed(turn, Some(&category));
             if let Some(d) = draft_mut(turn) {
                 if d.category.as_deref() != Some(category.as_str()) {
                     d.identifier = None;
+                    // Asked again for a category open to tips; otherwise filed with a name.
+                    d.anonymous = None;
+                }
+                if !allowed {
+                    d.anonymous = None;
                 }
                 d.category = Some(category.clone());
             }
@@ -737,6 +796,27 @@ pub(super) fn on_field(
             }
             other => not_understood(turn, other, body, choices.len()),
         },
+        Field::Anonymous => {
+            match yes_no(
+                body,
+                "anonymous:yes",
+                "anonymous:no",
+                &choices,
+                turn.catalog(),
+            ) {
+                Some(anonymous) => {
+                    if let Some(d) = draft_mut(turn) {
+                        d.anonymous = Some(anonymous);
+                        if anonymous {
+                            d.name = None;
+                            d.phone = None;
+                        }
+                    }
+                    advance(turn, field, editing);
+                }
+                None => not_understood(turn, picked, body, choices.len()),
+            }
+        }
         Field::Consent => match yes_no(body, "consent:yes", "consent:no", &choices, turn.catalog())
         {
             Some(true) => {
@@ -896,6 +976,7 @@ fn review_choices() -> Vec<Choice> {
 fn field_msg(field: Field) -> &'static str {
     match field {
         Field::Category => "field-category",
+        Field::Anonymous => "field-anonymous",
         Field::Description => "field-description",
         Field::Identifier => "field-identifier",
         Field::When => "field-when",
@@ -923,6 +1004,13 @@ fn field_value(turn: &Turn<'_, '_>, field: Field) -> Option<String> {
             };
             Some(turn.label(&Label::Msg(id)))
         }
+        Field::Anonymous => d.anonymous.map(|a| {
+            turn.format(&Text::new(if a {
+                "review-anonymous-yes"
+            } else {
+                "review-anonymous-no"
+            }))
+        }),
         Field::Description => d.description.clone(),
         Field::Identifier => d.identifier.clone(),
         Field::When => d.occurred_on.map(|o| o.format("%d-%m-%Y").to_string()),
@@ -1002,6 +1090,7 @@ fn is_missing(turn: &Turn<'_, '_>, field: Field) -> bool {
     let Some(d) = draft(turn) else { return false };
     match field {
         Field::Category => d.category.is_none(),
+        Field::Anonymous => d.anonymous.is_none(),
         Field::Description => d.description.is_none(),
         Field::When => d.occurred_on.is_none(),
         Field::Place => d.place.is_none(),
@@ -1045,7 +1134,7 @@ fn confirm(turn: &mut Turn<'_, '_>) {
     };
     // Filing is idempotent on the draft id, so a confirm repeated after a crash files once.
     d.submitted = true;
-    let report = NewReport {
+    let mut report = NewReport {
         draft_id: d.id.clone(),
         reference: Reference::generate(d.kind, reference_seed),
         kind: d.kind,
@@ -1061,7 +1150,13 @@ fn confirm(turn: &mut Turn<'_, '_>) {
         custody: d.custody,
         attachments: d.attachments.clone(),
         lang,
+        anonymous: d.anonymous == Some(true),
     };
+    if report.anonymous {
+        // Never filed with a name or number, whatever an edit left behind.
+        report.name = None;
+        report.phone = None;
+    }
     turn.effect(Effect::FileReport {
         report: Box::new(report),
     });
@@ -1074,10 +1169,12 @@ pub(super) fn on_filed(turn: &mut Turn<'_, '_>, reference: &Reference, station: 
         .map(|s| s.name(turn.lang).to_owned())
         .unwrap_or_else(|| "-".to_owned());
     let cyber = draft(turn).and_then(|d| d.category.as_deref()) == Some("cyber");
+    let anonymous = draft(turn).is_some_and(|d| d.anonymous == Some(true));
     // Personal fields leave the conversation state once the report holds them.
     turn.state.draft = None;
     turn.say(
         Text::new(match kind {
+            ReportKind::Complaint if anonymous => "filed-tip",
             ReportKind::Complaint => "filed-complaint",
             ReportKind::Lost => "filed-lost",
             ReportKind::Found => "filed-found",

@@ -217,9 +217,16 @@ impl MediaFetcher {
                     .map(|m| m.len())
                     .unwrap_or(0);
                 tracing::info!(kind, bytes, "whatsapp media downloaded");
-                self.store
+                let kept = self
+                    .store
                     .whatsapp_media_done(&job.media_id, &path.to_string_lossy(), bytes, now)
-                    .await
+                    .await;
+                if let Ok(false) = kept {
+                    // Deleted while downloading ("delete my data"): the copy must not outlive it.
+                    let _ = tokio::fs::remove_file(&path).await;
+                    tracing::info!(kind, "whatsapp media deleted during its download; removed");
+                }
+                kept.map(|_| ())
             }
             Err(e) => {
                 let failures = job.attempts + 1;
