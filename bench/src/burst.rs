@@ -210,8 +210,21 @@ mod tests {
     fn the_busiest_second_counts_a_sliding_window() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let times = [at(0), at(10), at(20), at(1500), at(1600), at(1700), at(1800), at(2400)];
-        assert_eq!(busiest_second(&times), 5, "1500..2499 holds five, 0..999 three");
+        let times = [
+            at(0),
+            at(10),
+            at(20),
+            at(1500),
+            at(1600),
+            at(1700),
+            at(1800),
+            at(2400),
+        ];
+        assert_eq!(
+            busiest_second(&times),
+            5,
+            "1500..2499 holds five, 0..999 three"
+        );
         assert_eq!(busiest_second(&[]), 0);
     }
 }
