@@ -28,13 +28,13 @@ use flows::catalog::{Catalog, Rendered};
 use flows::delivery::{OutboxContent, SendOutcome, TemplateParams};
 use flows::message::Channel;
 use flows::reply::Reply;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::store::{
-    Claim, Leader, OutboxKind, OutboxLane, OutboxRow, SendRecord, Store, StoreError,
+    Claim, Leader, OutboxKind, OutboxLane, OutboxRow, SendOutcomeRow, SendRecord, Store, StoreError,
 };
 
 /// How often the dispatcher looks for due rows when nobody wakes it.
@@ -42,6 +42,10 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// Rows claimed per round (at most one per recipient).
 const BATCH: u32 = 64;
+
+/// Sends one lane keeps in flight at most; past it, the lane waits for one to finish before
+/// claiming more (a slow provider must not pile up unbounded tasks).
+const MAX_IN_FLIGHT: usize = 512;
 
 /// One message, ready for a channel to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,17 +138,25 @@ impl Pacer {
     }
 
     /// Takes the next free slot and sleeps until it. Callers take one slot per send, right
-    /// before it, so neither lane books far ahead of the other.
+    /// before it, so neither lane books far ahead of the other. A caller that wakes late (timer
+    /// granularity, a busy core) may use up to [`PACER_SLACK`] slots it missed, so the rate
+    /// holds on average instead of losing every late wake-up; any one second still sees at
+    /// most that many sends above the rate.
     async fn wait(&self) {
         let slot = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = (*next).max(Instant::now());
+            let now = Instant::now();
+            let earliest = now.checked_sub(self.interval * PACER_SLACK).unwrap_or(now);
+            let slot = (*next).max(earliest);
             *next = slot + self.interval;
             slot
         };
         tokio::time::sleep_until(slot).await;
     }
 }
+
+/// Missed pacing slots a late sender may still use ([`Pacer::wait`]).
+const PACER_SLACK: u32 = 2;
 
 /// How one channel's messages leave: its sender and, when configured, its pacing.
 struct Route {
@@ -160,6 +172,9 @@ pub struct Dispatcher {
     clock: Clock,
     policy: RetryPolicy,
     catalog: &'static Catalog,
+    /// The task that writes send outcomes in batches, started at the first outcome (on the
+    /// dispatcher's own pool when [`Dispatcher::run`] has switched to it by then).
+    records: std::sync::OnceLock<RecordWriter>,
 }
 
 impl Dispatcher {
@@ -184,6 +199,7 @@ impl Dispatcher {
             clock,
             policy: RetryPolicy::default(),
             catalog: Catalog::global(),
+            records: std::sync::OnceLock::new(),
         }
     }
 
@@ -222,7 +238,12 @@ impl Dispatcher {
             lane: None,
             limit: BATCH,
         };
-        self.send_claimed(&claim, None).await
+        let mut sends = InFlight::default();
+        let claimed = self.send_claimed(&claim, None, &mut sends).await;
+        let finished = sends.finish(self).await;
+        let claimed = claimed?;
+        finished?;
+        Ok(claimed)
     }
 
     /// Sends every due row for one recipient, in order, until none is due (`seva chat`).
@@ -237,25 +258,30 @@ impl Dispatcher {
         };
         let mut handled = 0;
         loop {
-            match self.send_claimed(&claim, None).await? {
-                0 => return Ok(handled),
-                n => handled += n,
+            let mut sends = InFlight::default();
+            let claimed = self.send_claimed(&claim, None, &mut sends).await;
+            let finished = sends.finish(self).await;
+            match (claimed?, finished?) {
+                (0, ()) => return Ok(handled),
+                (n, ()) => handled += n,
             }
         }
     }
 
-    /// Claims due rows once and sends them: one pacing slot taken before each send, the sends
-    /// themselves concurrent. When `stop` turns true halfway, the rows not yet sent are handed
-    /// back ([`Store::release_claims`]); every send already started is finished and recorded.
+    /// Claims due rows once and starts their sends in `sends`: one pacing slot taken before
+    /// each send, the sends themselves concurrent and recorded as each provider answers. Does
+    /// not wait for them: a recipient's next row is not claimable while this one is `sending`,
+    /// so the next claim may overlap these sends without breaking anyone's order. When `stop`
+    /// turns true halfway, the rows not yet started are handed back
+    /// ([`Store::release_claims`]).
     async fn send_claimed(
         &self,
         claim: &Claim<'_>,
         stop: Option<&watch::Receiver<bool>>,
+        sends: &mut InFlight,
     ) -> Result<usize, StoreError> {
         let rows = self.store.claim_due(claim, self.clock.now()).await?;
         let handled = rows.len();
-        let mut sends = JoinSet::new();
-        let mut in_flight = HashMap::new();
         let mut unsent = Vec::new();
         for row in rows {
             if stop.is_some_and(|s| *s.borrow()) {
@@ -289,41 +315,16 @@ impl Dispatcher {
             }
             let recorder = self.recorder();
             let claimed = row.clone();
-            let handle = sends.spawn(async move {
+            let handle = sends.set.spawn(async move {
                 let outcome = route.sender.send(&msg).await;
                 recorder.record(&claimed, outcome).await
             });
-            in_flight.insert(handle.id(), row);
+            sends.rows.insert(handle.id(), row);
         }
         // An error here is not fatal to the rows: their lease runs out, or the next leader's
         // recovery takes them back.
-        let mut failed = self.store.release_claims(&unsent).await.err();
-        // Every send finishes (and is recorded) before an error is returned: a send dropped
-        // halfway would leave its row `sending` until another dispatcher takes it back.
-        while let Some(joined) = sends.join_next_with_id().await {
-            let recorded = match joined {
-                Ok((task, recorded)) => {
-                    in_flight.remove(&task);
-                    recorded
-                }
-                Err(e) => match in_flight.remove(&e.id()) {
-                    Some(row) => {
-                        let outcome = SendOutcome::Transient {
-                            reason: format!("sender failed: {e}"),
-                        };
-                        self.record(&row, outcome).await
-                    }
-                    None => Ok(()),
-                },
-            };
-            if let Err(e) = recorded {
-                failed.get_or_insert(e);
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(handled),
-        }
+        self.store.release_claims(&unsent).await?;
+        Ok(handled)
     }
 
     fn message(&self, row: &OutboxRow) -> Result<OutboundMessage, String> {
@@ -354,7 +355,10 @@ impl Dispatcher {
 
     fn recorder(&self) -> Recorder {
         Recorder {
-            store: self.store.clone(),
+            writer: self
+                .records
+                .get_or_init(|| RecordWriter::spawn(self.store.clone()))
+                .clone(),
             clock: self.clock.clone(),
             policy: self.policy,
         }
@@ -433,7 +437,9 @@ impl Dispatcher {
     }
 
     /// One lane's loop: claims and sends that lane's due rows on the led channels until none is
-    /// due, then sleeps until woken, the lead changes, or a second has passed.
+    /// due, then sleeps until woken, the lead changes, or a second has passed. Claims overlap
+    /// the sends still in flight (at most [`MAX_IN_FLIGHT`]), so a paced channel has no gap
+    /// between batches; every send started is finished and recorded before the loop returns.
     async fn drain(
         &self,
         lane: OutboxLane,
@@ -441,9 +447,14 @@ impl Dispatcher {
         wake: Arc<Notify>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut sends = InFlight::default();
         loop {
+            sends.reap(self).await;
+            while sends.len() >= MAX_IN_FLIGHT {
+                sends.next(self).await;
+            }
             if *stop.borrow() {
-                return;
+                break;
             }
             let channels = led.borrow_and_update().clone();
             let busy = !channels.is_empty() && {
@@ -453,7 +464,7 @@ impl Dispatcher {
                     lane: Some(lane),
                     limit: BATCH,
                 };
-                match self.send_claimed(&claim, Some(&stop)).await {
+                match self.send_claimed(&claim, Some(&stop), &mut sends).await {
                     Ok(n) => n > 0,
                     Err(e) => {
                         tracing::warn!(lane = lane.as_str(), error = %e, "outbox dispatch failed");
@@ -464,12 +475,19 @@ impl Dispatcher {
             if busy {
                 continue;
             }
+            // Nothing due: what is in flight may make a recipient's next row due.
+            if let Err(e) = sends.finish(self).await {
+                tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded");
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = led.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
-                changed = stop.changed() => if changed.is_err() { return },
+                changed = stop.changed() => if changed.is_err() { break },
             }
+        }
+        if let Err(e) = sends.finish(self).await {
+            tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded");
         }
     }
 
@@ -512,14 +530,141 @@ impl Dispatcher {
     }
 }
 
+/// Sends started and not yet finished, with the row each one carries (to record a failure if
+/// its task panics).
+#[derive(Default)]
+struct InFlight {
+    set: JoinSet<Result<(), StoreError>>,
+    rows: HashMap<tokio::task::Id, OutboxRow>,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Collects the sends that have finished, without waiting.
+    async fn reap(&mut self, dispatcher: &Dispatcher) {
+        while let Some(joined) = self.set.try_join_next_with_id() {
+            if let Err(e) = self.settle(dispatcher, joined).await {
+                tracing::warn!(error = %e, "outbox send not recorded");
+            }
+        }
+    }
+
+    /// Waits for one send to finish.
+    async fn next(&mut self, dispatcher: &Dispatcher) {
+        if let Some(joined) = self.set.join_next_with_id().await
+            && let Err(e) = self.settle(dispatcher, joined).await
+        {
+            tracing::warn!(error = %e, "outbox send not recorded");
+        }
+    }
+
+    /// Waits for every send to finish (and be recorded); the first failure to record, if any.
+    async fn finish(&mut self, dispatcher: &Dispatcher) -> Result<(), StoreError> {
+        let mut failed = None;
+        while let Some(joined) = self.set.join_next_with_id().await {
+            if let Err(e) = self.settle(dispatcher, joined).await {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    async fn settle(
+        &mut self,
+        dispatcher: &Dispatcher,
+        joined: Result<(tokio::task::Id, Result<(), StoreError>), tokio::task::JoinError>,
+    ) -> Result<(), StoreError> {
+        match joined {
+            Ok((task, recorded)) => {
+                self.rows.remove(&task);
+                recorded
+            }
+            Err(e) => match self.rows.remove(&e.id()) {
+                Some(row) => {
+                    let outcome = SendOutcome::Transient {
+                        reason: format!("sender failed: {e}"),
+                    };
+                    dispatcher.record(&row, outcome).await
+                }
+                None => Ok(()),
+            },
+        }
+    }
+}
+
 /// What recording a send's outcome needs. Each send's task records its own outcome the moment
 /// the provider answered, so a crash leaves as few sent-but-unrecorded rows (to be sent again)
 /// as possible.
 #[derive(Clone)]
 struct Recorder {
-    store: Store,
+    writer: RecordWriter,
     clock: Clock,
     policy: RetryPolicy,
+}
+
+/// Outcomes written per transaction at most.
+const RECORD_BATCH: usize = 256;
+
+/// One outcome on its way to the database, and who waits for it to be written.
+type RecordWrite = (SendOutcomeRow, oneshot::Sender<Result<(), StoreError>>);
+
+/// Writes send outcomes as they come, each transaction taking every outcome that arrived while
+/// the previous one committed: one commit per outcome would cap a paced channel at the
+/// database's commit rate and hold up the replies' own writes. A sender still waits until its
+/// outcome is written.
+#[derive(Clone)]
+struct RecordWriter {
+    store: Store,
+    queue: mpsc::UnboundedSender<RecordWrite>,
+}
+
+impl RecordWriter {
+    fn spawn(store: Store) -> RecordWriter {
+        let (queue, mut incoming) = mpsc::unbounded_channel::<RecordWrite>();
+        let db = store.clone();
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < RECORD_BATCH {
+                    match incoming.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let rows: Vec<SendOutcomeRow> = batch.iter().map(|(row, _)| row.clone()).collect();
+                if db.record_sends(&rows).await.is_ok() {
+                    for (_, done) in batch {
+                        let _ = done.send(Ok(()));
+                    }
+                    continue;
+                }
+                // One at a time, so each waiter learns its own outcome.
+                for (row, done) in batch {
+                    let _ = done.send(db.record_sends(std::slice::from_ref(&row)).await);
+                }
+            }
+        });
+        RecordWriter { store, queue }
+    }
+
+    async fn write(&self, row: SendOutcomeRow) -> Result<(), StoreError> {
+        let (done, written) = oneshot::channel();
+        match self.queue.send((row, done)) {
+            Ok(()) => match written.await {
+                Ok(result) => result,
+                // The writer is gone (it panicked): this outcome may not be written.
+                Err(_) => Err(StoreError::Unsupported(
+                    "outbox record writer stopped".to_owned(),
+                )),
+            },
+            Err(mpsc::error::SendError((row, _))) => {
+                self.store.record_sends(std::slice::from_ref(&row)).await
+            }
+        }
+    }
 }
 
 impl Recorder {
@@ -574,6 +719,13 @@ impl Recorder {
                 )
             }
         };
-        self.store.record_send(row.id, &record, attempts, now).await
+        self.writer
+            .write(SendOutcomeRow {
+                id: row.id,
+                record,
+                attempts,
+                at: now,
+            })
+            .await
     }
 }

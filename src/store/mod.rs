@@ -370,6 +370,17 @@ pub struct Claim<'a> {
     pub limit: u32,
 }
 
+/// One send attempt's outcome, to record ([`Store::record_sends`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendOutcomeRow {
+    pub id: i64,
+    pub record: SendRecord,
+    /// The row's new attempt count.
+    pub attempts: u32,
+    /// When the provider answered (`sent_at` of a sent row).
+    pub at: i64,
+}
+
 /// What happened to a row after a send attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendRecord {
@@ -765,28 +776,21 @@ impl Store {
         attempts: u32,
         now: i64,
     ) -> Result<()> {
-        let q = match record {
-            SendRecord::Sent { provider_id } => sqlx::query(
-                "update outbox set status = 'sent', provider_id = $1, sent_at = $2, claimed_until = null, \
-                 attempts = $3 where id = $4",
-            )
-            .bind(provider_id)
-            .bind(now),
-            SendRecord::Retry {
-                next_attempt_at,
-                error,
-            } => sqlx::query(
-                "update outbox set status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = null, \
-                 attempts = $3 where id = $4",
-            )
-            .bind(next_attempt_at)
-            .bind(error),
-            SendRecord::Dead { error } => sqlx::query(
-                "update outbox set status = 'dead', last_error = $1, claimed_until = null, attempts = $2 \
-                 where id = $3",
-            )
-            .bind(error),
+        let one = SendOutcomeRow {
+            id,
+            record: record.clone(),
+            attempts,
+            at: now,
         };
+        self.record_sends(std::slice::from_ref(&one)).await
+    }
+
+    /// Records the outcomes of several send attempts in one transaction: a dispatcher sending
+    /// a thousand messages a second commits a few dozen times a second, not a thousand.
+    pub async fn record_sends(&self, outcomes: &[SendOutcomeRow]) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write().await?;
         if self.backend == Backend::Postgres {
             // No wait for the disk: the sooner a send is recorded, the fewer sends a crash of
@@ -796,10 +800,34 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        q.bind(i64::from(attempts))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for o in outcomes {
+            let q = match &o.record {
+                SendRecord::Sent { provider_id } => sqlx::query(
+                    "update outbox set status = 'sent', provider_id = $1, sent_at = $2, claimed_until = null, \
+                     attempts = $3 where id = $4",
+                )
+                .bind(provider_id)
+                .bind(o.at),
+                SendRecord::Retry {
+                    next_attempt_at,
+                    error,
+                } => sqlx::query(
+                    "update outbox set status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = null, \
+                     attempts = $3 where id = $4",
+                )
+                .bind(next_attempt_at)
+                .bind(error),
+                SendRecord::Dead { error } => sqlx::query(
+                    "update outbox set status = 'dead', last_error = $1, claimed_until = null, attempts = $2 \
+                     where id = $3",
+                )
+                .bind(error),
+            };
+            q.bind(i64::from(o.attempts))
+                .bind(o.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
