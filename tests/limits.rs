@@ -11,9 +11,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::serve::{self, Serving};
 use common::{Harness, TestDb};
 use flows::Lang;
 use flows::catalog::Catalog;
@@ -22,7 +22,6 @@ use flows::message::Channel;
 use flows::reference::{Reference, ReportKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use seva::config::Config;
 use seva::limits::{CitizenLimits, HELD_BACK_NOTE};
 use seva::officer::auth::{hash_token, new_token};
 use seva::runtime::Runtime;
@@ -34,20 +33,17 @@ const APP_SECRET: &str = "limits-app-secret";
 const ACCESS_TOKEN: &str = "EAAG-limits-access-token";
 const ASHA: &str = "919876543210";
 const RAVI: &str = "919812345678";
-const WAIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------------
 // The real server
 
 /// `seva serve` with WhatsApp on (against the fake Graph API) and the given extra settings.
 struct Server {
-    addr: SocketAddr,
+    serving: Serving,
     fake: FakeGraph,
     pool: AnyPool,
     store: Store,
     http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), seva::Error>>>,
     wamids: u32,
     _db: TestDb,
 }
@@ -57,60 +53,28 @@ impl Server {
         let store = Store::open(&db.url).await.unwrap();
         let fake = FakeGraph::start().await;
         fake.require_token(ACCESS_TOKEN);
-        let mut vars: Vec<(&str, String)> = vec![
-            ("SEVA_DATABASE_URL", db.url.clone()),
-            (
-                "SEVA_STATIONS_CSV",
-                format!("{}/config/stations.example.csv", env!("CARGO_MANIFEST_DIR")),
-            ),
-            (
-                "SEVA_MEDIA_DIR",
-                db.dir.path().join("media").display().to_string(),
-            ),
-            ("SEVA_SHUTDOWN_GRACE", "5".into()),
+        let mut settings = serve::base_settings(&db);
+        settings.extend([
             ("WHATSAPP_APP_SECRET", APP_SECRET.into()),
             ("WHATSAPP_VERIFY_TOKEN", "limits-verify".into()),
             ("WHATSAPP_ACCESS_TOKEN", ACCESS_TOKEN.into()),
             ("WHATSAPP_PHONE_NUMBER_ID", testing::PHONE_NUMBER_ID.into()),
             ("WHATSAPP_API_URL", fake.url()),
-        ];
-        vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        let config =
-            Config::load(&move |key| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))
-                .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(seva::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let server = Server {
-            addr,
+        ]);
+        settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Server {
+            serving: Serving::start(serve::config(settings)).await,
             fake,
             pool: db.pool().await,
             store,
-            http,
-            stop: Some(stop),
-            task: Some(task),
+            http: serve::loopback_client(),
             wamids: 0,
             _db: db,
-        };
-        for _ in 0..100 {
-            if server.http.get(server.url("/healthz")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        server
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.serving.url(path)
     }
 
     /// A signed notification carrying one text from `from`, with a fresh wamid.
@@ -123,45 +87,18 @@ impl Server {
     }
 
     async fn post(&self, notification: &Value) -> StatusCode {
-        let (body, signature) = testing::signed(APP_SECRET, notification);
-        self.http
-            .post(self.url("/webhook/whatsapp"))
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
+        post_signed(&self.http, self.url("/webhook/whatsapp"), notification).await
     }
 
     /// Posts one text and waits until it is handled and its replies are sent.
     async fn say(&mut self, from: &str, body: &str) {
         let n = self.text(from, body);
         assert_eq!(self.post(&n).await, StatusCode::OK);
-        self.settle().await;
+        serve::settled(&self.pool).await;
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
-    }
-
-    /// Waits until every stored message is processed and every outbox row is sent.
-    async fn settle(&self) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let unprocessed = self
-                .count("select count(*) from inbox where processed_at is null")
-                .await;
-            let unsent = self
-                .count("select count(*) from outbox where status in ('pending', 'sending')")
-                .await;
-            if unprocessed == 0 && unsent == 0 {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "not settled");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        serve::count(&self.pool, sql).await
     }
 
     /// The texts the fake Graph API accepted for `to`, in order.
@@ -172,18 +109,6 @@ impl Server {
             .filter(|m| m["to"] == to)
             .map(testing::message_text)
             .collect()
-    }
-
-    async fn conversation(&self, wa_id: &str) -> Value {
-        let state: String = sqlx::query_scalar(
-            "select state from conversations c join citizens z on z.id = c.citizen_id \
-             where z.external_id = $1",
-        )
-        .bind(wa_id)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        serde_json::from_str(&state).unwrap()
     }
 
     /// A state-wide officer token.
@@ -219,18 +144,22 @@ impl Server {
     }
 
     async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let result = tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("server stops")
-                .unwrap();
-            assert!(result.is_ok(), "{result:?}");
-        }
+        self.serving.stop().await;
         self.store.close().await;
     }
+}
+
+/// POSTs a notification signed with the app secret.
+async fn post_signed(http: &reqwest::Client, url: String, notification: &Value) -> StatusCode {
+    let (body, signature) = testing::signed(APP_SECRET, notification);
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// The step a stored conversation is at, as `(step, field)`.
@@ -252,7 +181,7 @@ async fn a_flood_gets_one_polite_reply_in_the_citizens_language_and_moves_nothin
                 s.say(who, w).await;
             }
             assert_eq!(
-                at(&s.conversation(who).await),
+                at(&serve::conversation_of(&s.pool, who).await),
                 ("ask".into(), "category".into())
             );
         }
@@ -267,7 +196,7 @@ async fn a_flood_gets_one_polite_reply_in_the_citizens_language_and_moves_nothin
                 assert_eq!(s.post(&n).await, StatusCode::OK);
             }
         }
-        s.settle().await;
+        serve::settled(&s.pool).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         let asha = s.texts_to(ASHA)[before_asha..].to_vec();
@@ -283,7 +212,7 @@ async fn a_flood_gets_one_polite_reply_in_the_citizens_language_and_moves_nothin
             "{ravi:?}"
         );
         for who in [ASHA, RAVI] {
-            let state = s.conversation(who).await;
+            let state = serve::conversation_of(&s.pool, who).await;
             assert_eq!(at(&state), ("ask".into(), "category".into()), "{state}");
             assert!(state["draft"]["category"].is_null(), "{state}");
         }
@@ -314,24 +243,14 @@ async fn thirty_quick_redeliveries_of_one_message_all_get_200_and_are_processed_
         let mut posts = tokio::task::JoinSet::new();
         for _ in 0..30 {
             let (http, url, n) = (s.http.clone(), s.url("/webhook/whatsapp"), n.clone());
-            posts.spawn(async move {
-                let (body, signature) = testing::signed(APP_SECRET, &n);
-                http.post(url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            });
+            posts.spawn(async move { post_signed(&http, url, &n).await });
         }
         let statuses: Vec<StatusCode> = posts.join_all().await;
         assert!(
             statuses.iter().all(|st| *st == StatusCode::OK),
             "{statuses:?}"
         );
-        s.settle().await;
+        serve::settled(&s.pool).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(s.count("select count(*) from inbox").await, 1);
         assert_eq!(s.texts_to(ASHA).len(), 1, "one language question");
@@ -490,15 +409,7 @@ async fn rendered(h: &Harness, who: &str) -> Vec<(Vec<String>, String)> {
 }
 
 async fn conversation_step(h: &Harness, who: &str) -> Value {
-    let state: String = sqlx::query_scalar(
-        "select state from conversations c join citizens z on z.id = c.citizen_id \
-         where z.external_id = $1",
-    )
-    .bind(who)
-    .fetch_one(&h.db().await)
-    .await
-    .unwrap();
-    serde_json::from_str(&state).unwrap()
+    serve::conversation_of(&h.db().await, who).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
