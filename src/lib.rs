@@ -268,4 +268,13 @@ fn describe_channels(config: &Config) {
         Some(_) => tracing::info!("back-office events: on (signed POSTs to SEVA_EVENTS_URL)"),
         None => tracing::info!("back-office events: off (SEVA_EVENTS_URL unset)"),
     }
+    let l = &config.limits;
+    tracing::info!(
+        citizen_messages_per_minute = l.citizen_messages_per_minute,
+        citizen_reports_per_day = l.citizen_reports_per_day,
+        officer_auth_failures = l.officer_auth_failures,
+        officer_auth_window_secs = l.officer_auth_window.as_secs_f64(),
+        trusted_proxies = %l.trusted_proxies,
+        "abuse limits (0: off)"
+    );
 }
