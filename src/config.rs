@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
+use crate::client_ip::TrustedProxies;
+
 /// A value that must never reach a log line or an error message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -79,6 +81,8 @@ pub struct Config {
     pub events: Option<EventsConfig>,
     /// What Seva keeps, for how long, and anonymous tips.
     pub privacy: PrivacyConfig,
+    /// Abuse limits per citizen and per client address.
+    pub limits: LimitsConfig,
 }
 
 /// Retention of personal data and anonymous tips.
@@ -125,6 +129,7 @@ impl std::fmt::Debug for Config {
             .field("telegram", &self.telegram)
             .field("events", &self.events)
             .field("privacy", &self.privacy)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -191,6 +196,37 @@ pub struct EventsConfig {
     pub secret: Secret,
 }
 
+/// Abuse limits (`crate::limits`, `crate::officer::throttle`). A limit of 0 is off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// `SEVA_CITIZEN_MESSAGES_PER_MINUTE`: messages one citizen may send in a minute; later
+    /// ones in that minute are stored but not answered (one polite reply says so).
+    pub citizen_messages_per_minute: u32,
+    /// `SEVA_CITIZEN_REPORTS_PER_DAY`: new reports one citizen may file in 24 hours; the next
+    /// report journey is refused at its start.
+    pub citizen_reports_per_day: u32,
+    /// `SEVA_OFFICER_AUTH_FAILURES`: wrong officer tokens one client address may present in
+    /// `officer_auth_window` before its requests are answered 429 for a window.
+    pub officer_auth_failures: u32,
+    /// `SEVA_OFFICER_AUTH_WINDOW`: seconds (fractions allowed) failures are counted over, and
+    /// how long the penalty lasts.
+    pub officer_auth_window: Duration,
+    /// `SEVA_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            citizen_messages_per_minute: 20,
+            citizen_reports_per_day: 5,
+            officer_auth_failures: 10,
+            officer_auth_window: Duration::from_secs(300),
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
 /// A setting that could not be used. Never carries a secret's value.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -236,6 +272,11 @@ const KEYS: &[(&str, bool)] = &[
     ("SEVA_REPORT_RETENTION_DAYS", false),
     ("SEVA_ANONYMOUS_CATEGORIES", false),
     ("SEVA_PSEUDONYM_KEY", true),
+    ("SEVA_CITIZEN_MESSAGES_PER_MINUTE", false),
+    ("SEVA_CITIZEN_REPORTS_PER_DAY", false),
+    ("SEVA_OFFICER_AUTH_FAILURES", false),
+    ("SEVA_OFFICER_AUTH_WINDOW", false),
+    ("SEVA_TRUSTED_PROXIES", false),
 ];
 
 fn is_secret(key: &str) -> bool {
@@ -356,6 +397,7 @@ impl Config {
             telegram: telegram(&src)?,
             events: events(&src)?,
             privacy: privacy(&src)?,
+            limits: limits(&src)?,
         })
     }
 }
@@ -477,6 +519,36 @@ fn privacy(src: &Sources<'_>) -> Result<PrivacyConfig, ConfigError> {
         )?,
         anonymous_categories,
         pseudonym_key,
+    })
+}
+
+fn limits(src: &Sources<'_>) -> Result<LimitsConfig, ConfigError> {
+    let d = LimitsConfig::default();
+    let window = seconds(
+        src,
+        "SEVA_OFFICER_AUTH_WINDOW",
+        d.officer_auth_window.as_secs_f64(),
+    )?;
+    if window.is_zero() {
+        return Err(error(
+            "SEVA_OFFICER_AUTH_WINDOW",
+            "must be more than 0 seconds",
+        ));
+    }
+    let key = "SEVA_TRUSTED_PROXIES";
+    Ok(LimitsConfig {
+        citizen_messages_per_minute: src.parse(
+            "SEVA_CITIZEN_MESSAGES_PER_MINUTE",
+            d.citizen_messages_per_minute,
+        )?,
+        citizen_reports_per_day: src
+            .parse("SEVA_CITIZEN_REPORTS_PER_DAY", d.citizen_reports_per_day)?,
+        officer_auth_failures: src.parse("SEVA_OFFICER_AUTH_FAILURES", d.officer_auth_failures)?,
+        officer_auth_window: window,
+        trusted_proxies: src
+            .or(key, "")
+            .parse()
+            .map_err(|e: crate::client_ip::BadProxy| error(key, e.to_string()))?,
     })
 }
 
@@ -608,6 +680,37 @@ mod tests {
         assert!(!format!("{c:?}").contains("a-long-enough"));
         let err = load(&[("SEVA_REPORT_RETENTION_DAYS", "0")]).unwrap_err();
         assert_eq!(err.key, "SEVA_REPORT_RETENTION_DAYS");
+    }
+
+    #[test]
+    fn limits_default_on_and_zero_turns_one_off() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.limits.citizen_messages_per_minute, 20);
+        assert_eq!(c.limits.citizen_reports_per_day, 5);
+        assert!(c.limits.trusted_proxies.is_empty());
+        let c = load(&[
+            ("SEVA_CITIZEN_MESSAGES_PER_MINUTE", "0"),
+            ("SEVA_CITIZEN_REPORTS_PER_DAY", "2"),
+            ("SEVA_OFFICER_AUTH_WINDOW", "1.5"),
+            ("SEVA_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.citizen_messages_per_minute, 0);
+        assert_eq!(c.limits.citizen_reports_per_day, 2);
+        assert_eq!(c.limits.officer_auth_window, Duration::from_millis(1500));
+        assert!(
+            c.limits
+                .trusted_proxies
+                .contains("10.1.2.3".parse().unwrap())
+        );
+        let err = load(&[("SEVA_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local")]).unwrap_err();
+        assert_eq!(err.key, "SEVA_TRUSTED_PROXIES");
+        assert!(err.message.contains("proxy.local"), "{err}");
+        let err = load(&[("SEVA_OFFICER_AUTH_WINDOW", "0")]).unwrap_err();
+        assert_eq!(err.key, "SEVA_OFFICER_AUTH_WINDOW");
+        let err = load(&[("SEVA_CITIZEN_REPORTS_PER_DAY", "-1")]).unwrap_err();
+        assert_eq!(err.key, "SEVA_CITIZEN_REPORTS_PER_DAY");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! * [`outbox`] — the dispatcher and the [`outbox::ChannelSender`] trait channels implement.
 //! * [`channels`] — the channel adapters wired to the runtime: sinks, senders, routes, tasks.
 //! * [`chat`] — `seva chat`, the terminal channel.
+//! * [`limits`] — per-citizen abuse limits (messages per minute, reports per day);
+//!   [`client_ip`] — the client address behind trusted proxies.
 //! * [`officer`] — the officer API under `/api/v1`, its tokens, audit log and shell commands.
 //! * [`http`] — the HTTP routes `/healthz`, `/readyz` and `/metrics`, and the layer that
 //!   measures every route (webhooks and the officer API merge in).
@@ -22,11 +24,13 @@
 pub mod channels;
 pub mod chat;
 pub mod cli;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod drain;
 pub mod http;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod officer;
@@ -37,6 +41,7 @@ pub mod stations;
 pub mod store;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,6 +121,7 @@ pub async fn run_with(
         .events(config.events.is_some())
         .privacy(&config.privacy)
         .media_dir(config.media_dir.clone())
+        .limits(limits::CitizenLimits::from_config(&config.limits))
         .build();
     describe_channels(&config);
 
@@ -145,8 +151,14 @@ pub async fn run_with(
     let (close_tx, mut close_rx) = watch::channel(false);
     let app = http::router(runtime.clone(), readiness.clone())
         .merge(channels::routes(&config, &runtime))
-        .merge(officer::router(runtime.clone(), config.media_dir.clone()));
-    let server = axum::serve(listener, http::instrument(app)).with_graceful_shutdown(async move {
+        .merge(officer::router(
+            runtime.clone(),
+            config.media_dir.clone(),
+            officer::throttle::AuthThrottle::from_config(&config.limits),
+        ));
+    // Connect info: the officer API counts wrong tokens per client address.
+    let app = http::instrument(app).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = close_rx.wait_for(|close| *close).await;
     });
     let mut server = tokio::spawn(async move { server.await });
@@ -256,4 +268,13 @@ fn describe_channels(config: &Config) {
         Some(_) => tracing::info!("back-office events: on (signed POSTs to SEVA_EVENTS_URL)"),
         None => tracing::info!("back-office events: off (SEVA_EVENTS_URL unset)"),
     }
+    let l = &config.limits;
+    tracing::info!(
+        citizen_messages_per_minute = l.citizen_messages_per_minute,
+        citizen_reports_per_day = l.citizen_reports_per_day,
+        officer_auth_failures = l.officer_auth_failures,
+        officer_auth_window_secs = l.officer_auth_window.as_secs_f64(),
+        trusted_proxies = %l.trusted_proxies,
+        "abuse limits (0: off)"
+    );
 }

@@ -28,6 +28,8 @@
 //! | `seva_http_requests_in_flight` | gauge | |
 //! | `seva_officer_requests_total` | counter | `method`, `route`, `status` |
 //! | `seva_draining` | gauge | |
+//! | `seva_citizen_limited_total` | counter | `limit` (`messages`, `reports`) |
+//! | `seva_officer_auth_throttled_total` | counter | |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -351,6 +353,18 @@ static DRAINING: Gauge = Gauge::new(
     &[],
 );
 
+static CITIZEN_LIMITED: Counter = Counter::new(
+    "seva_citizen_limited_total",
+    "Citizen messages held back (over SEVA_CITIZEN_MESSAGES_PER_MINUTE) and new reports refused \
+     (over SEVA_CITIZEN_REPORTS_PER_DAY), by limit.",
+    &["limit"],
+);
+static OFFICER_AUTH_THROTTLED: Counter = Counter::new(
+    "seva_officer_auth_throttled_total",
+    "Officer API requests refused with 429 because their address sent too many wrong tokens.",
+    &[],
+);
+
 /// Every channel, for gauges that must say 0 when a channel has nothing.
 const CHANNELS: [Channel; 4] = [
     Channel::Whatsapp,
@@ -384,6 +398,8 @@ pub fn render() -> String {
     HTTP_IN_FLIGHT.render(&mut out);
     OFFICER.render(&mut out);
     DRAINING.render(&mut out);
+    CITIZEN_LIMITED.render(&mut out);
+    OFFICER_AUTH_THROTTLED.render(&mut out);
     out
 }
 
@@ -457,6 +473,16 @@ pub fn message_failed(reason: &str) {
 /// A new report was filed (not a repeated "confirm").
 pub fn report_filed(kind: &str, channel: Channel) {
     FILED.inc(&[kind, channel.as_str()]);
+}
+
+/// A citizen hit a limit (`messages` or `reports`, see `crate::limits`).
+pub fn citizen_limited(limit: &'static str) {
+    CITIZEN_LIMITED.inc(&[limit]);
+}
+
+/// An officer API request was refused for too many wrong tokens from its address.
+pub fn officer_auth_throttled() {
+    OFFICER_AUTH_THROTTLED.inc(&[]);
 }
 
 /// The dispatcher recorded an attempt's outcome.

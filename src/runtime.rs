@@ -32,6 +32,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::clock::Clock;
 use crate::config::{PrivacyConfig, Secret};
 use crate::drain::InFlight;
+use crate::limits::{CitizenLimits, HELD_BACK_NOTE};
 use crate::metrics;
 pub use crate::store::Accepted;
 use crate::store::{
@@ -136,6 +137,7 @@ struct Inner {
     pseudonym_key: Option<Secret>,
     /// `SEVA_MEDIA_DIR`: where "delete my data" removes downloaded media from.
     media_dir: PathBuf,
+    limits: CitizenLimits,
 }
 
 /// Builds a [`Runtime`]; everything but the store has a production default.
@@ -151,6 +153,7 @@ pub struct RuntimeBuilder {
     anonymous_categories: Vec<String>,
     pseudonym_key: Option<Secret>,
     media_dir: PathBuf,
+    limits: CitizenLimits,
 }
 
 impl RuntimeBuilder {
@@ -204,6 +207,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Per-citizen abuse limits (none by default).
+    pub fn limits(mut self, limits: CitizenLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     pub fn build(self) -> Runtime {
         Runtime {
             inner: Arc::new(Inner {
@@ -221,6 +230,7 @@ impl RuntimeBuilder {
                 anonymous_categories: self.anonymous_categories,
                 pseudonym_key: self.pseudonym_key,
                 media_dir: self.media_dir,
+                limits: self.limits,
             }),
         }
     }
@@ -250,6 +260,7 @@ impl Runtime {
             anonymous_categories: Vec::new(),
             pseudonym_key: None,
             media_dir: PathBuf::from("./data/media"),
+            limits: CitizenLimits::off(),
         }
     }
 
@@ -435,6 +446,17 @@ impl Runtime {
         let (mut journeys, mut failures) = (Vec::new(), Vec::new());
         let now = self.inner.clock.now();
         for row in rows {
+            if let Some(held) = self.inner.limits.message(citizen_id, row.received_at) {
+                if let Some(reply) = held.reply() {
+                    let lang = turn.citizen().lang.unwrap_or(Lang::Hi);
+                    self.enqueue_reply(&mut turn, lang, &reply, now).await?;
+                    done.replies += 1;
+                }
+                turn.mark_processed(row.id, now, Some(HELD_BACK_NOTE))
+                    .await?;
+                done.messages += 1;
+                continue;
+            }
             turn.savepoint().await?;
             match self
                 .message(&mut turn, &row, state.clone(), reset, now)
@@ -605,6 +627,14 @@ impl Runtime {
                     report: found.map(|r| self.view(r)),
                 })
             }
+            Effect::CheckReportLimit { kind } => Some(EffectResult::ReportLimit {
+                kind: *kind,
+                refused: self
+                    .inner
+                    .limits
+                    .new_report(turn, self.inner.timezone, now)
+                    .await?,
+            }),
             Effect::ListMyReports => {
                 let reports = turn.own_reports(MY_REPORTS_LIMIT).await?;
                 Some(EffectResult::MyReports {

@@ -20,6 +20,7 @@ use webhook::testing::{self, FakeError, FakeGraph, RecordedRequest};
 mod common;
 
 use common::TestDb;
+use common::serve::Serving;
 
 const APP_SECRET: &str = "test-app-secret";
 const VERIFY_TOKEN: &str = "test-verify-token";
@@ -85,8 +86,7 @@ struct Server {
     fake: FakeGraph,
     pool: AnyPool,
     http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), seva::Error>>>,
+    serving: Option<Serving>,
     /// Accepted message sends already returned by [`Server::turn`].
     seen: usize,
     next_wamid: u32,
@@ -107,8 +107,7 @@ impl Server {
             fake,
             pool,
             http: client(),
-            stop: None,
-            task: None,
+            serving: None,
             seen: 0,
             next_wamid: 0,
         };
@@ -122,30 +121,14 @@ impl Server {
 
     /// Starts `seva serve` (again) on a fresh port.
     async fn serve(&mut self, opts: &Options) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        self.addr = listener.local_addr().unwrap();
-        assert!(self.addr.ip().is_loopback());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        self.stop = Some(stop);
-        self.task = Some(tokio::spawn(seva::run(
-            self.config(opts),
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        )));
+        let serving = Serving::start(self.config(opts)).await;
+        self.addr = serving.addr;
+        self.serving = Some(serving);
     }
 
     async fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let result = tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("server stops")
-                .unwrap();
-            assert!(result.is_ok(), "{result:?}");
+        if let Some(mut serving) = self.serving.take() {
+            serving.stop().await;
         }
     }
 

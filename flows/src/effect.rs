@@ -1,6 +1,6 @@
 //! Effects: what the engine asks the runtime to do, and the results fed back into `step`.
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::Lang;
@@ -27,6 +27,10 @@ pub enum Effect {
     SetPushes { enabled: bool },
     /// Remove the citizen's personal data and conversation, keeping anonymous statistics.
     DeleteMyData,
+    /// May the citizen start another report of `kind` now? Asked when a report journey
+    /// starts, so a citizen over the daily limit hears it before typing anything. Answered
+    /// with [`EffectResult::ReportLimit`].
+    CheckReportLimit { kind: ReportKind },
 }
 
 /// Results of effects, fed back into `step`.
@@ -43,6 +47,19 @@ pub enum EffectResult {
     MyReports {
         reports: Vec<ReportView>,
     },
+    /// Whether a report of `kind` may be started: `refused` is `None` when it may.
+    ReportLimit {
+        kind: ReportKind,
+        refused: Option<ReportRefusal>,
+    },
+}
+
+/// Why a new report cannot be started now: the citizen already filed `filed` reports in the
+/// last 24 hours, and may file again from `until` (local time in `SEVA_TIMEZONE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRefusal {
+    pub filed: u32,
+    pub until: NaiveDateTime,
 }
 
 /// Where something happened.

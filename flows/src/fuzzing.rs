@@ -13,7 +13,7 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use crate::Lang;
 use crate::catalog::Catalog;
-use crate::effect::{Effect, EffectResult, ReportView};
+use crate::effect::{Effect, EffectResult, ReportRefusal, ReportView};
 use crate::engine::{Ctx, Fresh, Input, Profile, step};
 use crate::message::{Body, Channel, MediaKind};
 use crate::reference::{ALPHABET, Reference, ReferenceError, ReportKind};
@@ -680,6 +680,19 @@ pub fn dialogue(data: &[u8]) {
                                 })
                                 .collect(),
                         }))
+                    }
+                    Effect::CheckReportLimit { kind } => {
+                        // A limit of 3 a day, so both answers are explored.
+                        let refused = (filed.len() >= 3).then(|| ReportRefusal {
+                            filed: filed.len() as u32,
+                            until: chrono::DateTime::from_timestamp(now + 86_400, 0)
+                                .unwrap_or_default()
+                                .naive_utc(),
+                        });
+                        inputs.push_back(Input::Result(EffectResult::ReportLimit {
+                            kind: *kind,
+                            refused,
+                        }));
                     }
                 }
             }

@@ -178,6 +178,12 @@ impl Sim {
                     Effect::ListMyReports => {
                         next = Some(EffectResult::MyReports { reports: vec![] })
                     }
+                    Effect::CheckReportLimit { kind } => {
+                        next = Some(EffectResult::ReportLimit {
+                            kind,
+                            refused: None,
+                        })
+                    }
                     Effect::SetPushes { .. } | Effect::DeleteMyData => {}
                 }
             }

@@ -10,15 +10,16 @@
 //! `> [photo]`, `> [voice]`, `> [sticker]`, `> [wait 40m]` (advance the clock), `> [as NAME]`
 //! (switch citizen), `> [channel whatsapp|telegram|terminal]` (for the current citizen),
 //! `> [purge]` (the runtime's periodic purge of drafts idle for 24 hours),
-//! `> [officer REF|last STATUS [FIR]]` (an officer changes a report's status).
+//! `> [officer REF|last STATUS [FIR]]` (an officer changes a report's status),
+//! `> [report-limit N]` (`SEVA_CITIZEN_REPORTS_PER_DAY`; unlimited until set).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use flows::Lang;
 use flows::catalog::Catalog;
-use flows::effect::{Effect, EffectResult, ReportView};
+use flows::effect::{Effect, EffectResult, ReportRefusal, ReportView};
 use flows::engine::{Ctx, Fresh, Input, Outcome, Profile, step};
 use flows::message::{Body, Channel, MediaKind};
 use flows::reference::Reference;
@@ -111,6 +112,8 @@ struct Citizen {
 
 struct Filed {
     owner: String,
+    /// Unix seconds.
+    at: i64,
     view: ReportView,
     draft_id: String,
 }
@@ -125,9 +128,19 @@ struct World {
     reports: Vec<Filed>,
     /// The operator's `SEVA_ANONYMOUS_CATEGORIES` in every transcript.
     anonymous: Vec<String>,
+    /// New reports one citizen may file in 24 hours.
+    report_limit: Option<u32>,
 }
 
 const START: i64 = 1_795_858_200; // 2026-11-28 09:30 UTC, 15:00 in India
+const DAY: i64 = 24 * 60 * 60;
+
+/// Local time in India (UTC+5:30 all year).
+fn local(unix: i64) -> NaiveDateTime {
+    chrono::DateTime::from_timestamp(unix + 5 * 3600 + 1800, 0)
+        .unwrap()
+        .naive_utc()
+}
 
 impl World {
     fn new() -> World {
@@ -139,14 +152,12 @@ impl World {
             citizens: HashMap::new(),
             reports: Vec::new(),
             anonymous: vec!["drugs_liquor_gambling".to_owned()],
+            report_limit: None,
         }
     }
 
     fn today(&self) -> NaiveDate {
-        // India is UTC+5:30 all year.
-        chrono::DateTime::from_timestamp(self.now + 5 * 3600 + 1800, 0)
-            .unwrap()
-            .date_naive()
+        local(self.now).date()
     }
 
     fn citizen(&mut self, who: &str) -> &mut Citizen {
@@ -276,6 +287,7 @@ impl World {
                 let today = self.today();
                 self.reports.push(Filed {
                     owner: who.to_owned(),
+                    at: self.now,
                     draft_id: report.draft_id.clone(),
                     view: ReportView {
                         reference: report.reference,
@@ -311,6 +323,23 @@ impl World {
                     .map(|f| f.view.clone())
                     .collect();
                 Some(EffectResult::MyReports { reports })
+            }
+            Effect::CheckReportLimit { kind } => {
+                let refused = self.report_limit.and_then(|limit| {
+                    let recent: Vec<i64> = self
+                        .reports
+                        .iter()
+                        .filter(|f| f.owner == who && f.at > self.now - DAY)
+                        .map(|f| f.at)
+                        .collect();
+                    // Oldest first: the `limit`-th newest must age out of the window.
+                    let n = recent.len();
+                    (n >= limit as usize).then(|| ReportRefusal {
+                        filed: n as u32,
+                        until: local(recent[n - limit as usize] + DAY),
+                    })
+                });
+                Some(EffectResult::ReportLimit { kind, refused })
             }
         }
     }
@@ -438,6 +467,7 @@ fn run(path: &Path) -> (String, Vec<String>) {
                             c.state = state.to_json();
                         }
                     }
+                    "report-limit" => world.report_limit = Some(rest.parse().unwrap()),
                     "channel" => {
                         let c = world.citizen(&who);
                         c.profile.channel = Channel::parse(rest).unwrap();

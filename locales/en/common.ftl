@@ -53,3 +53,11 @@ kind-complaint = complaint
 kind-lost = lost item report
 kind-found = found item report
 error-internal = Sorry, something went wrong on our side. Please try again in a moment.
+# Abuse limits (SEVA_CITIZEN_MESSAGES_PER_MINUTE, SEVA_CITIZEN_REPORTS_PER_DAY).
+too-many-messages = You are sending messages very quickly, so I did not read your last few. Please wait a minute, then send them again. In an emergency call 112.
+report-limit-reached =
+    You have already filed { $count ->
+        [one] one report
+       *[other] { $count } reports
+    } in the last 24 hours, the most Seva takes in a day. You can file a new one after { $time } on { $date }.
+    In an emergency call 112 now.

@@ -35,7 +35,9 @@ fn bearer(parts: &Parts) -> Option<&str> {
     (!token.is_empty() && token.len() <= 256).then_some(token)
 }
 
-/// The officer a request acts for. A missing, unknown, revoked or expired token is 401.
+/// The officer a request acts for. A missing, unknown, revoked or expired token is 401; a
+/// client address that presented too many wrong (unknown, revoked, expired) tokens is 429 for
+/// a while ([`super::throttle`]).
 #[derive(Debug, Clone)]
 pub struct Authed(pub Officer);
 
@@ -43,14 +45,36 @@ impl FromRequestParts<ApiState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let client = state.throttle.client(parts);
+        if let Some(ip) = client {
+            state
+                .throttle
+                .check(ip)
+                .map_err(|p| ApiError::TooManyAttempts {
+                    retry_after_secs: p.retry_after_secs,
+                })?;
+        }
+        let wrong = || {
+            if let Some(ip) = client {
+                state.throttle.failed(ip);
+            }
+            ApiError::Unauthorized
+        };
+        let token = match bearer(parts) {
+            Some(token) => token,
+            // No header at all is not a guess; a header that is not a bearer token is.
+            None if !parts.headers.contains_key(AUTHORIZATION) => {
+                return Err(ApiError::Unauthorized);
+            }
+            None => return Err(wrong()),
+        };
         let officer = state
             .runtime
             .store()
             .officer_by_token_hash(&hash_token(token), state.runtime.clock().now())
             .await
             .map_err(ApiError::internal)?
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or_else(wrong)?;
         Ok(Authed(officer))
     }
 }

@@ -28,6 +28,10 @@ pub enum ApiError {
     },
     /// The attachment exists but its file is not stored here.
     AttachmentUnavailable,
+    /// Too many wrong tokens from this client address ([`super::throttle`]).
+    TooManyAttempts {
+        retry_after_secs: u64,
+    },
     Internal,
 }
 
@@ -51,6 +55,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::BadRequest { code, .. } | ApiError::Refused { code, .. } => code,
             ApiError::AttachmentUnavailable => "attachment_unavailable",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::Internal => "internal",
         }
     }
@@ -61,6 +66,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::AttachmentUnavailable => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Refused { status, .. } => *status,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +84,9 @@ impl ApiError {
                 "this attachment's file is not stored on this server (not downloaded yet)"
                     .to_owned()
             }
+            ApiError::TooManyAttempts { retry_after_secs } => format!(
+                "too many wrong tokens from this address; try again in {retry_after_secs} seconds"
+            ),
             ApiError::Internal => "internal error; it has been logged".to_owned(),
         }
     }
@@ -124,11 +133,19 @@ impl IntoResponse for ApiError {
             message: self.message(),
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"seva\""),
-            );
+        match self {
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"seva\""),
+                );
+            }
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -6,6 +6,7 @@
 //! * [`error`] — every refusal as `{code, message}` with a stable code.
 //! * [`notices`] — what a change sends: citizen pushes, station alerts, back-office events.
 //! * [`commands`] — the CLI commands.
+//! * [`throttle`] — wrong tokens slowed per client address (429 with `Retry-After`).
 //!
 //! Scope: a token sees the reports of its station, its district or the whole state. A report
 //! outside the scope answers exactly like a missing one (404). Every read and every change,
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod error;
 pub mod model;
 pub mod notices;
+pub mod throttle;
 
 use std::path::{Path as FsPath, PathBuf};
 
@@ -34,6 +36,7 @@ use utoipa::{Modify, OpenApi};
 use self::auth::Authed;
 use self::error::ApiError;
 use self::model::*;
+use self::throttle::AuthThrottle;
 use crate::lifecycle::Change;
 use crate::runtime::Runtime;
 use crate::store::{Actor, ChangeFailure, Officer, ReportFilter};
@@ -48,10 +51,13 @@ pub struct ApiState {
     pub runtime: Runtime,
     /// `SEVA_MEDIA_DIR`: where downloaded attachments are kept.
     pub media_dir: PathBuf,
+    /// Wrong tokens per client address.
+    pub throttle: AuthThrottle,
 }
 
-/// The `/api/v1` routes.
-pub fn router(runtime: Runtime, media_dir: PathBuf) -> Router {
+/// The `/api/v1` routes. Serve them with connect info (`SocketAddr`) so wrong tokens can be
+/// counted per client address.
+pub fn router(runtime: Runtime, media_dir: PathBuf, throttle: AuthThrottle) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/reports", get(list_reports))
@@ -65,7 +71,11 @@ pub fn router(runtime: Runtime, media_dir: PathBuf) -> Router {
             "/api/v1/reports/{reference}/attachments/{n}",
             get(get_attachment),
         )
-        .with_state(ApiState { runtime, media_dir })
+        .with_state(ApiState {
+            runtime,
+            media_dir,
+            throttle,
+        })
 }
 
 /// The OpenAPI 3 document of the officer API, generated from the handlers and types below.
@@ -194,7 +204,8 @@ pub fn filter(p: &ListParams, tz: Tz) -> Result<ReportFilter, ApiError> {
     responses(
         (status = 200, description = "A page of reports", body = ReportList),
         (status = 400, description = "Unreadable filter or cursor", body = ErrorJson),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorJson)
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorJson),
+        (status = 429, description = "Too many wrong tokens from this address; wait for Retry-After", body = ErrorJson)
     )
 )]
 async fn list_reports(
@@ -246,6 +257,7 @@ async fn list_reports(
     responses(
         (status = 200, description = "The report", body = ReportDetailJson),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorJson),
+        (status = 429, description = "Too many wrong tokens from this address; wait for Retry-After", body = ErrorJson),
         (status = 404, description = "No such report in the token's scope", body = ErrorJson)
     )
 )]
@@ -299,6 +311,7 @@ fn normalized(typed: &str) -> String {
         (status = 200, description = "Changed; the citizen is notified", body = ChangeResult),
         (status = 400, description = "Unreadable JSON", body = ErrorJson),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorJson),
+        (status = 429, description = "Too many wrong tokens from this address; wait for Retry-After", body = ErrorJson),
         (status = 404, description = "No such report in the token's scope", body = ErrorJson),
         (status = 409, description = "Not allowed from the current status (`illegal_transition`)", body = ErrorJson),
         (status = 422, description = "Missing or unexpected data (`fir_number_required`, `reason_required`, `unknown_status`, `unexpected_field`, `invalid_found_ref`)", body = ErrorJson)
@@ -360,6 +373,7 @@ async fn change_status(
         (status = 200, description = "Transferred; the new station is alerted and the citizen told", body = ChangeResult),
         (status = 400, description = "Unreadable JSON", body = ErrorJson),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorJson),
+        (status = 429, description = "Too many wrong tokens from this address; wait for Retry-After", body = ErrorJson),
         (status = 404, description = "No such report in the token's scope", body = ErrorJson),
         (status = 409, description = "Closed, or already at that station (`report_closed`, `same_station`)", body = ErrorJson),
         (status = 422, description = "Unknown station (`unknown_station`)", body = ErrorJson)
@@ -414,6 +428,7 @@ async fn transfer_report(
     responses(
         (status = 200, description = "The file, with its MIME type", content_type = "application/octet-stream"),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorJson),
+        (status = 429, description = "Too many wrong tokens from this address; wait for Retry-After", body = ErrorJson),
         (status = 404, description = "No such report or attachment in the token's scope (`not_found`), or its file is not stored here (`attachment_unavailable`)", body = ErrorJson)
     )
 )]

@@ -346,6 +346,21 @@ impl Turn {
         Ok(out)
     }
 
+    /// When this citizen filed their reports after `since` (unix seconds), newest first, at
+    /// most `limit` of them (`crate::limits` counts them against the daily limit).
+    pub async fn filed_since(&mut self, since: i64, limit: u32) -> Result<Vec<i64>> {
+        let times = sqlx::query_scalar(
+            "select created_at from reports where citizen_id = $1 and created_at > $2 \
+             order by created_at desc limit $3",
+        )
+        .bind(self.citizen.id)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(times)
+    }
+
     async fn report_with_history(&mut self, row: &AnyRow) -> Result<StoredReport> {
         let id: i64 = row.try_get("id")?;
         let reference: String = row.try_get("reference")?;

@@ -10,6 +10,7 @@
 //! closed port (`postgres://127.0.0.1:1/x`) simulates a machine without PostgreSQL.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod serve;
 pub mod telegram;
 
 use std::collections::VecDeque;

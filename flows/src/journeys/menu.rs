@@ -2,7 +2,7 @@
 
 use super::{Picked, Turn, choice, not_understood, pick, reprompt, yes_no};
 use crate::Lang;
-use crate::effect::{Effect, ReportView};
+use crate::effect::{Effect, ReportRefusal, ReportView};
 use crate::message::Body;
 use crate::reference::ReportKind;
 use crate::reply::{Choice, Text};
@@ -172,10 +172,35 @@ pub(super) fn on_menu(turn: &mut Turn<'_, '_>, body: &Body) {
     }
 }
 
+/// Asks the runtime first whether the citizen may start another report today; the journey
+/// starts (or is refused) in [`on_report_limit`].
 fn start_report(turn: &mut Turn<'_, '_>, kind: ReportKind) {
-    let draft = Draft::new(turn.ctx.fresh.draft_id.clone(), kind);
-    turn.state.draft = Some(draft);
-    super::report::start(turn);
+    turn.effect(Effect::CheckReportLimit { kind });
+}
+
+/// The answer to [`Effect::CheckReportLimit`]: the report journey, or a polite refusal that
+/// says when the citizen may file again, then the menu.
+pub(super) fn on_report_limit(
+    turn: &mut Turn<'_, '_>,
+    kind: ReportKind,
+    refused: Option<&ReportRefusal>,
+) {
+    match refused {
+        None => {
+            let draft = Draft::new(turn.ctx.fresh.draft_id.clone(), kind);
+            turn.state.draft = Some(draft);
+            super::report::start(turn);
+        }
+        Some(r) => {
+            turn.say(
+                Text::new("report-limit-reached")
+                    .arg("count", i64::from(r.filed))
+                    .arg("date", r.until.format("%d-%m-%Y").to_string())
+                    .arg("time", r.until.format("%H:%M").to_string()),
+            );
+            show_menu(turn);
+        }
+    }
 }
 
 pub(super) fn on_my_reports(turn: &mut Turn<'_, '_>, reports: &[ReportView]) {

@@ -199,6 +199,9 @@ fn on_result(turn: &mut Turn<'_, '_>, result: &EffectResult) {
         }
         EffectResult::Report { report } => status::on_report(turn, report.as_ref()),
         EffectResult::MyReports { reports } => menu::on_my_reports(turn, reports),
+        EffectResult::ReportLimit { kind, refused } => {
+            menu::on_report_limit(turn, *kind, refused.as_ref())
+        }
     }
 }
 
