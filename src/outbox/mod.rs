@@ -475,9 +475,13 @@ impl Dispatcher {
             if busy {
                 continue;
             }
-            // Nothing due: what is in flight may make a recipient's next row due.
-            if let Err(e) = sends.finish(self).await {
-                tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded");
+            // Nothing due now, but a send in flight holds its recipient's next row back: once
+            // it is recorded, look again at once rather than after the poll interval.
+            if sends.len() > 0 {
+                if let Err(e) = sends.finish(self).await {
+                    tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded");
+                }
+                continue;
             }
             tokio::select! {
                 _ = wake.notified() => {}
