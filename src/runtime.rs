@@ -36,7 +36,8 @@ use crate::limits::{CitizenLimits, HELD_BACK_NOTE};
 use crate::metrics;
 pub use crate::store::Accepted;
 use crate::store::{
-    Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport, Turn,
+    Admitted, Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport,
+    Turn,
 };
 
 /// The dialogue step the runtime calls: `flows::engine::step`, or a scripted one in tests.
@@ -65,6 +66,9 @@ pub const ERROR_REPLY_ID: &str = "error-internal";
 pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A turn run without per-message savepoints met a message it could not handle.
+    #[error("message could not be handled: {0}")]
+    Message(&'static str),
 }
 
 /// Why one message could not be handled. The message is marked processed with this note.
@@ -94,6 +98,43 @@ impl MessageError {
             MessageError::NoReference => "no_reference",
         }
     }
+}
+
+/// What [`Runtime::accept_and_process`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Stored, processed and answered (the replies are in the outbox).
+    Processed { citizen_id: i64, inbox_id: i64 },
+    /// Stored only: the caller starts the citizen's turn ([`Runtime::process`]).
+    Stored { citizen_id: i64, inbox_id: i64 },
+    /// The provider id was seen before: nothing changed.
+    Duplicate { citizen_id: i64 },
+}
+
+impl From<Accepted> for Handled {
+    /// Transaction 1 alone: a new message is stored, not processed.
+    fn from(accepted: Accepted) -> Handled {
+        match accepted {
+            Accepted::New {
+                citizen_id,
+                inbox_id,
+            } => Handled::Stored {
+                citizen_id,
+                inbox_id,
+            },
+            Accepted::Duplicate { citizen_id } => Handled::Duplicate { citizen_id },
+        }
+    }
+}
+
+/// Whether a failing message is undone on its own (and answered with an apology) or fails
+/// the whole turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolate {
+    EachMessage,
+    /// The caller undoes the whole turn and stores its message again on its own
+    /// ([`Runtime::accept_and_process`]); the turn it then runs isolates each message.
+    Nothing,
 }
 
 /// What one [`Runtime::process`] call did.
@@ -315,12 +356,93 @@ impl Runtime {
 
     /// Transaction 1. A duplicate provider id changes nothing.
     pub async fn accept(&self, msg: &Inbound) -> Result<Accepted, RuntimeError> {
-        let accepted = self.inner.store.accept(msg, self.inner.clock.now()).await?;
-        match accepted {
-            Accepted::New { .. } => metrics::inbound(msg.channel, &msg.body),
-            Accepted::Duplicate { .. } => metrics::duplicate(msg.channel),
+        match self.inner.store.admit(msg, self.inner.clock.now()).await? {
+            Admitted::New {
+                turn,
+                inbox_id,
+                woke,
+            } => {
+                let citizen_id = turn.citizen().id;
+                turn.commit().await?;
+                self.admitted(msg, woke);
+                Ok(Accepted::New {
+                    citizen_id,
+                    inbox_id,
+                })
+            }
+            Admitted::Duplicate { citizen_id } => {
+                metrics::duplicate(msg.channel);
+                Ok(Accepted::Duplicate { citizen_id })
+            }
         }
-        Ok(accepted)
+    }
+
+    /// Transactions 1 and 2 in one commit: stores the message and, in the same transaction,
+    /// runs the citizen's turn (their earlier unprocessed messages first), so one commit
+    /// stores it, answers it and marks it processed. A caller that answers its provider only
+    /// after this returns still answers after the message is durably stored.
+    ///
+    /// Falls back to transaction 1 alone (the turn is then the caller's to start) when the
+    /// citizen is marked unreachable (the caller decides first whether this message proves
+    /// otherwise) or when the turn fails: its transaction rolled back, so the message is
+    /// stored again on its own and nothing is lost.
+    pub async fn accept_and_process(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
+        let admitted = self.inner.store.admit(msg, self.inner.clock.now()).await?;
+        let (turn, inbox_id, woke) = match admitted {
+            Admitted::Duplicate { citizen_id } => {
+                metrics::duplicate(msg.channel);
+                return Ok(Handled::Duplicate { citizen_id });
+            }
+            Admitted::New {
+                turn,
+                inbox_id,
+                woke,
+            } => (turn, inbox_id, woke),
+        };
+        let citizen_id = turn.citizen().id;
+        if turn.citizen().unreachable {
+            turn.commit().await?;
+            self.admitted(msg, woke);
+            return Ok(Handled::Stored {
+                citizen_id,
+                inbox_id,
+            });
+        }
+        match self.run_turn(*turn, Isolate::Nothing).await {
+            Ok(_) => {
+                self.admitted(msg, woke);
+                Ok(Handled::Processed {
+                    citizen_id,
+                    inbox_id,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(citizen = citizen_id, error = %e, "turn with the message failed; storing it alone");
+                Ok(match self.accept(msg).await? {
+                    Accepted::New {
+                        citizen_id,
+                        inbox_id,
+                    } => Handled::Stored {
+                        citizen_id,
+                        inbox_id,
+                    },
+                    // The failed turn's commit went through after all: a turn finds nothing.
+                    Accepted::Duplicate { citizen_id } => Handled::Duplicate { citizen_id },
+                })
+            }
+        }
+    }
+
+    /// A new message was committed.
+    fn admitted(&self, msg: &Inbound, woke: u64) {
+        metrics::inbound(msg.channel, &msg.body);
+        if woke > 0 {
+            tracing::info!(
+                rows = woke,
+                "whatsapp messages waiting for the window are due"
+            );
+            self.inner.wake.notify_one();
+        }
     }
 
     /// Accepts, then processes the citizen's turn if the message was new.
@@ -402,7 +524,7 @@ impl Runtime {
 
     async fn purge_draft_locked(&self, citizen_id: i64, now: i64) -> Result<bool, StoreError> {
         let mut turn = self.inner.store.lock_citizen(citizen_id).await?;
-        if !turn.unprocessed().await?.is_empty() {
+        if turn.has_unprocessed().await? {
             return Ok(false);
         }
         let Some(stored) = turn.conversation().await? else {
@@ -424,13 +546,18 @@ impl Runtime {
     }
 
     async fn process_locked(&self, citizen_id: i64) -> Result<Processed, RuntimeError> {
-        let mut turn = self.inner.store.lock_citizen(citizen_id).await?;
-        let rows = turn.unprocessed().await?;
+        let turn = self.inner.store.lock_citizen(citizen_id).await?;
+        self.run_turn(turn, Isolate::EachMessage).await
+    }
+
+    /// The body of transaction 2, on a turn holding the citizen's lock.
+    async fn run_turn(&self, mut turn: Turn, isolate: Isolate) -> Result<Processed, RuntimeError> {
+        let citizen_id = turn.citizen().id;
+        let (rows, stored) = turn.unprocessed_and_conversation().await?;
         if rows.is_empty() {
             return Ok(Processed::default());
         }
-        let (mut state, mut reset) = match Conversation::load(turn.conversation().await?.as_deref())
-        {
+        let (mut state, mut reset) = match Conversation::load(stored.as_deref()) {
             Loaded::Fresh(c) | Loaded::Restored(c) => (c, false),
             Loaded::Reset(c) => {
                 tracing::info!(
@@ -445,6 +572,8 @@ impl Runtime {
         // Counted once the turn is committed.
         let (mut journeys, mut failures) = (Vec::new(), Vec::new());
         let now = self.inner.clock.now();
+        // One message in a turn that may fail whole: no savepoint needed to undo just it.
+        let savepoints = !(isolate == Isolate::Nothing && rows.len() == 1);
         for row in rows {
             if let Some(held) = self.inner.limits.message(citizen_id, row.received_at) {
                 if let Some(reply) = held.reply() {
@@ -457,7 +586,9 @@ impl Runtime {
                 done.messages += 1;
                 continue;
             }
-            turn.savepoint().await?;
+            if savepoints {
+                turn.savepoint().await?;
+            }
             match self
                 .message(&mut turn, &row, state.clone(), reset, now)
                 .await
@@ -468,10 +599,16 @@ impl Runtime {
                         self.enqueue_reply(&mut turn, *lang, reply, now).await?;
                     }
                     turn.mark_processed(row.id, now, None).await?;
-                    turn.release_savepoint().await?;
+                    if savepoints {
+                        turn.release_savepoint().await?;
+                    }
                     state = next;
                     reset = false;
                     done.replies += replies.len();
+                }
+                Err(e) if !savepoints => {
+                    tracing::debug!(citizen = citizen_id, inbox = row.id, error = %e, "message failure detail");
+                    return Err(RuntimeError::Message(e.kind()));
                 }
                 Err(e) => {
                     turn.rollback_to_savepoint().await?;

@@ -6,8 +6,17 @@ mod common;
 use common::{FIXED_REFERENCE, Harness, replies, text};
 use flows::Lang;
 use flows::effect::EffectResult;
-use seva::runtime::ERROR_REPLY_ID;
+use seva::runtime::{ERROR_REPLY_ID, Handled};
 use seva::store::{Accepted, Store};
+
+/// The message ids of the citizen's replies, in order.
+async fn reply_ids(db: &sqlx::AnyPool, citizen_id: i64) -> Vec<String> {
+    replies(db, citizen_id)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
 
 /// The citizen's `result` replies, decoded.
 async fn results(h: &Harness, citizen_id: i64) -> Vec<EffectResult> {
@@ -305,11 +314,7 @@ async fn a_failing_message_is_answered_and_does_not_block_the_next() {
         let done = rt.process(citizen).await.unwrap();
         assert_eq!((done.messages, done.failed), (3, 1));
 
-        let said: Vec<String> = replies(&h.db().await, citizen)
-            .await
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let said = reply_ids(&h.db().await, citizen).await;
         assert_eq!(said, [ERROR_REPLY_ID, "echo"]);
         let db = h.db().await;
         let notes: Vec<(String, Option<String>)> =
@@ -333,6 +338,78 @@ async fn a_failing_message_is_answered_and_does_not_block_the_next() {
             .await
             .unwrap();
         assert_eq!(lang, [(Some("hi".to_owned()),), (Some("hi".to_owned()),)]);
+    }
+}
+
+#[tokio::test]
+async fn a_message_stored_and_processed_in_one_commit_is_answered_once_in_order() {
+    for h in common::backends().await {
+        let rt = h.runtime();
+        // An earlier message stored alone (a crash before its turn) is answered first.
+        let citizen = rt
+            .accept(&text("asha", "m1", "lang hi"))
+            .await
+            .unwrap()
+            .citizen_id();
+        let handled = rt
+            .accept_and_process(&text("asha", "m2", "hello"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(handled, Handled::Processed { citizen_id, .. } if citizen_id == citizen),
+            "{handled:?}"
+        );
+        let again = rt
+            .accept_and_process(&text("asha", "m2", "hello"))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Handled::Duplicate {
+                citizen_id: citizen
+            }
+        );
+        let said = reply_ids(&h.db().await, citizen).await;
+        assert_eq!(
+            said,
+            ["echo"],
+            "lang sets the language silently, hello echoes"
+        );
+        // m1 ran first: the echo is in the language it set.
+        let lang: Vec<(Option<String>,)> = sqlx::query_as("select lang from outbox")
+            .fetch_all(&h.db().await)
+            .await
+            .unwrap();
+        assert_eq!(lang, [(Some("hi".to_owned()),)]);
+        // Both were marked processed: nothing is left for a later turn.
+        assert_eq!(rt.process(citizen).await.unwrap().messages, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_fails_in_its_own_commit_is_stored_alone_and_answered_with_an_apology() {
+    for h in common::backends().await {
+        let rt = h.runtime();
+        let handled = rt
+            .accept_and_process(&text("asha", "m1", "boom"))
+            .await
+            .unwrap();
+        let Handled::Stored { citizen_id, .. } = handled else {
+            panic!("{handled:?}")
+        };
+        let db = h.db().await;
+        let stored: Vec<(String, Option<i64>)> =
+            sqlx::query_as("select provider_id, processed_at from inbox")
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        assert_eq!(stored, [("m1".to_owned(), None)]);
+        assert!(replies(&db, citizen_id).await.is_empty());
+        // The caller's turn isolates the message and apologizes, once.
+        let done = rt.process(citizen_id).await.unwrap();
+        assert_eq!((done.messages, done.failed), (1, 1));
+        let said = reply_ids(&db, citizen_id).await;
+        assert_eq!(said, [ERROR_REPLY_ID]);
     }
 }
 
@@ -429,11 +506,7 @@ async fn an_unreadable_state_restarts_the_conversation_politely() {
             .unwrap();
         rt.handle(&text("asha", "m2", "hello again")).await.unwrap();
         rt.handle(&text("asha", "m3", "and again")).await.unwrap();
-        let said: Vec<String> = replies(&db, citizen)
-            .await
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let said = reply_ids(&db, citizen).await;
         assert_eq!(said, ["echo", "state-reset", "echo"]);
     }
 }

@@ -33,15 +33,17 @@ mod turn;
 mod wakeup;
 mod whatsapp;
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use flows::Lang;
 use flows::message::{Channel, Inbound};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use tokio::sync::OwnedMutexGuard;
 
 pub use leader::Leader;
 pub use reports::{
@@ -71,7 +73,49 @@ const SMALL_POOL_SIZE: u32 = 2;
 /// [`Store::reset_sending`]).
 pub const CLAIM_LEASE: i64 = 60;
 
-type Tx = Transaction<'static, Any>;
+/// A write transaction; on SQLite it also holds this process's writer slot ([`WriterSlot`]).
+/// Dereferences to the connection, like the transaction it wraps.
+pub(crate) struct Tx {
+    tx: Transaction<'static, Any>,
+    _slot: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+impl Tx {
+    /// Commits, then frees the writer slot.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+/// SQLite has one writer at a time, and a connection waiting for the write lock polls in
+/// SQLite's busy handler, sleeping between tries (1, 2, 5, 10 … 100 ms): under load the lock
+/// sat free while every waiter slept, and the tail latency was those sleeps. So the writers of
+/// one process queue here first, in order, and each takes the lock the moment the previous
+/// one let go; the busy handler is left to waits for other processes (`seva chat`, the CLI).
+/// One slot per database file, shared by every pool this process opens on it.
+fn writer_slot_for(url: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static SLOTS: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+    slots.entry(url.to_owned()).or_default().clone()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -158,11 +202,23 @@ impl Backend {
     }
 }
 
+/// Whether a pool's commits wait for the disk (PostgreSQL; see [`Store::own_pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commits {
+    Durable,
+    Lazy,
+}
+
 /// Seva's database. Cheap to clone (a pool handle).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    wakeups: Arc<wakeup::FleetWakeups>,
+    /// PostgreSQL: this pool's commits do not wait for the disk ([`Store::own_pool`]).
+    lazy_commits: bool,
+    /// SQLite: this process's writer slot for the file (see [`writer_slot_for`]).
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// For the dedicated connections of [`Store::lead`]. Never printed: it may hold a password.
     url: Arc<str>,
 }
@@ -205,6 +261,19 @@ impl Accepted {
             Accepted::New { citizen_id, .. } | Accepted::Duplicate { citizen_id } => citizen_id,
         }
     }
+}
+
+/// What [`Store::admit`] did with an inbound message.
+pub enum Admitted {
+    /// Stored in the citizen's open turn: committing the turn keeps it.
+    New {
+        turn: Box<Turn>,
+        inbox_id: i64,
+        /// The citizen's WhatsApp rows that were waiting for the window and are due now.
+        woke: u64,
+    },
+    /// The provider id was seen before: nothing changed.
+    Duplicate { citizen_id: i64 },
 }
 
 /// An inbox row waiting to be processed.
@@ -416,21 +485,26 @@ impl Store {
             Backend::Sqlite => POOL_SIZE_SQLITE,
             Backend::Postgres => POOL_SIZE_POSTGRES,
         };
-        Store::connect_with(url, size).await
+        Store::connect_with(url, size, Commits::Durable).await
     }
 
     /// Connects a small pool without migrating: for a channel sender beside `serve`'s own pool.
     pub async fn connect_small(url: &str) -> Result<Store> {
-        Store::connect_with(url, SMALL_POOL_SIZE).await
+        Store::connect_with(url, SMALL_POOL_SIZE, Commits::Durable).await
     }
 
     /// A small pool of its own on the same database, for work that must not queue behind the
-    /// main pool's (the dispatcher recording what a provider accepted).
+    /// main pool's (the dispatcher claiming rows and recording what a provider accepted).
+    ///
+    /// On PostgreSQL its commits do not wait for the disk (`synchronous_commit = off`): what
+    /// the dispatcher writes — claims and send records — may be lost only if PostgreSQL itself
+    /// crashes in the next moment, and then the row is claimed and sent again (at least once,
+    /// never lost). Meanwhile no claim or record waits for an fsync.
     pub async fn own_pool(&self) -> Result<Store> {
-        Store::connect_with(&self.url, SMALL_POOL_SIZE * 2).await
+        Store::connect_with(&self.url, SMALL_POOL_SIZE * 2, Commits::Lazy).await
     }
 
-    async fn connect_with(url: &str, max_connections: u32) -> Result<Store> {
+    async fn connect_with(url: &str, max_connections: u32, commits: Commits) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let pool = match backend {
@@ -455,6 +529,14 @@ impl Store {
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(max_connections)
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            if commits == Commits::Lazy {
+                                conn.execute("set synchronous_commit = off").await?;
+                            }
+                            Ok(())
+                        })
+                    })
                     .connect(url)
                     .await?
             }
@@ -462,6 +544,9 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            wakeups: Arc::default(),
+            lazy_commits: backend == Backend::Postgres && commits == Commits::Lazy,
+            writer: (backend == Backend::Sqlite).then(|| writer_slot_for(url)),
             url: url.into(),
         })
     }
@@ -505,53 +590,105 @@ impl Store {
 
     /// A write transaction (see [`Backend::begin`]).
     async fn write(&self) -> Result<Tx> {
-        Ok(self.pool.begin_with(self.backend.begin()).await?)
+        let slot = self.writer_slot().await;
+        Ok(Tx {
+            tx: self.pool.begin_with(self.backend.begin()).await?,
+            _slot: slot,
+        })
+    }
+
+    /// This process's turn to write to the SQLite file (`None` on PostgreSQL, whose row
+    /// locks let writers run concurrently). A slot held longer than SQLite's own busy timeout
+    /// (a bug) is not waited for: the busy handler then decides, as without the slot.
+    async fn writer_slot(&self) -> Option<OwnedMutexGuard<()>> {
+        let slot = self.writer.clone()?;
+        tokio::time::timeout(BUSY_TIMEOUT, slot.lock_owned())
+            .await
+            .ok()
     }
 
     /// Transaction 1: upserts the citizen and stores the message, unique on its provider id.
     /// A duplicate rolls back, so it changes nothing at all.
-    ///
-    /// The citizen's row is updated (and so, on PostgreSQL, locked) before the message is
-    /// inserted: two messages of one citizen arriving at two replicas get their inbox ids in
-    /// the order they commit, so no turn can see a later message before an earlier one.
     pub async fn accept(&self, msg: &Inbound, now: i64) -> Result<Accepted> {
+        match self.admit(msg, now).await? {
+            Admitted::New { turn, inbox_id, .. } => {
+                let citizen_id = turn.citizen().id;
+                turn.commit().await?;
+                Ok(Accepted::New {
+                    citizen_id,
+                    inbox_id,
+                })
+            }
+            Admitted::Duplicate { citizen_id } => Ok(Accepted::Duplicate { citizen_id }),
+        }
+    }
+
+    /// Transaction 1 left open as the citizen's turn: the message is stored once the turn
+    /// commits, so the caller may process it first and store, process and reply in one commit
+    /// (or commit it unprocessed). A duplicate rolls back, so it changes nothing at all.
+    ///
+    /// The citizen's row is written (and so, on PostgreSQL, locked like [`Store::lock_citizen`]
+    /// does) before the message is inserted: two messages of one citizen arriving at two
+    /// replicas get their inbox ids in the order they commit, so no turn can see a later
+    /// message before an earlier one. One statement upserts the citizen, moves their
+    /// `last_inbound_at` (the WhatsApp customer-service window opens when the citizen writes;
+    /// the provider's timestamp is that moment, ours the fallback) and returns their row. On
+    /// WhatsApp the citizen is reachable again and their rows waiting for the window are due.
+    pub async fn admit(&self, msg: &Inbound, now: i64) -> Result<Admitted> {
         let payload = serde_json::to_string(msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.write().await?;
-        let citizen_id = upsert_citizen(&mut tx, msg.channel, &msg.sender, now).await?;
-        // The WhatsApp customer-service window opens when the citizen writes; the provider's
-        // timestamp is that moment, ours is the fallback.
         let written = if msg.sent_at > 0 {
             msg.sent_at.min(now)
         } else {
             now
         };
-        sqlx::query(
-            "update citizens set last_inbound_at = case when coalesce(last_inbound_at, 0) > $1 \
-             then last_inbound_at else $1 end where id = $2",
-        )
-        .bind(written)
-        .bind(citizen_id)
-        .execute(&mut *tx)
-        .await?;
+        let whatsapp = msg.channel == Channel::Whatsapp;
+        let reachable = if whatsapp { ", unreachable = 0" } else { "" };
+        let upsert = format!(
+            "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
+             values ($1, $2, 1, 0, $3, $4) on conflict (channel, external_id) do update set \
+             last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
+             then citizens.last_inbound_at else excluded.last_inbound_at end{reachable} \
+             returning {CITIZEN_COLUMNS}"
+        );
+        let mut tx = self.write().await?;
+        let row = sqlx::query(&upsert)
+            .bind(msg.channel.as_str())
+            .bind(&msg.sender)
+            .bind(now)
+            .bind(written)
+            .fetch_one(&mut *tx)
+            .await?;
+        let citizen = citizen_from_row(&row)?;
         let inbox_id: Option<i64> = sqlx::query_scalar(
             "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values ($1, $2, $3, $4, $5) \
              on conflict (channel, provider_id) do nothing returning id",
         )
         .bind(msg.channel.as_str())
         .bind(&msg.provider_id)
-        .bind(citizen_id)
+        .bind(citizen.id)
         .bind(&payload)
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(inbox_id) = inbox_id else {
             tx.rollback().await?;
-            return Ok(Accepted::Duplicate { citizen_id });
+            return Ok(Admitted::Duplicate {
+                citizen_id: citizen.id,
+            });
         };
-        tx.commit().await?;
-        Ok(Accepted::New {
-            citizen_id,
+        let woke = if whatsapp {
+            whatsapp::wake_waiting(&mut tx, &msg.sender, now).await?
+        } else {
+            0
+        };
+        let mut turn = Turn::new(tx, citizen, self);
+        if woke > 0 {
+            turn.wrote_outbox();
+        }
+        Ok(Admitted::New {
+            turn: Box::new(turn),
             inbox_id,
+            woke,
         })
     }
 
@@ -627,7 +764,7 @@ impl Store {
             .map(|r| citizen_from_row(&r))
             .transpose()?
             .ok_or(StoreError::NotFound("citizen"))?;
-        Ok(Turn::new(tx, citizen, self.backend))
+        Ok(Turn::new(tx, citizen, self))
     }
 
     /// Writes one outbox row in its own transaction (pushes from the CLI, tests).
@@ -644,8 +781,8 @@ impl Store {
         for row in rows {
             ids.push(insert_outbox(&mut tx, row, now).await?);
         }
-        wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         tx.commit().await?;
+        self.wake_fleet();
         Ok(ids)
     }
 
@@ -792,7 +929,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        if self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres && !self.lazy_commits {
             // No wait for the disk: the sooner a send is recorded, the fewer sends a crash of
             // this process repeats. Lost only if PostgreSQL itself crashes in the next moment,
             // and then the row is sent again (at least once) — never lost.
@@ -901,7 +1038,8 @@ impl Store {
         let status = status.ok_or(StoreError::NotFound("outbox message"))?;
         let status = OutboxStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?;
-        if matches!(status, OutboxStatus::Dead | OutboxStatus::Pending) {
+        let revived = matches!(status, OutboxStatus::Dead | OutboxStatus::Pending);
+        if revived {
             sqlx::query(
                 "update outbox set status = 'pending', attempts = 0, next_attempt_at = $1 where id = $2",
             )
@@ -909,9 +1047,11 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         }
         tx.commit().await?;
+        if revived {
+            self.wake_fleet();
+        }
         Ok(status)
     }
 }

@@ -718,10 +718,10 @@ impl Store {
             event =
                 enqueue_event(&mut tx, &updated, body, format!("event:{history_id}"), now).await?;
         }
-        if pushed || event {
-            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
-        }
         tx.commit().await?;
+        if pushed || event {
+            self.wake_fleet();
+        }
         Ok(Changed {
             report: updated,
             history,
@@ -839,10 +839,10 @@ impl Store {
             event =
                 enqueue_event(&mut tx, &updated, body, format!("event:{history_id}"), now).await?;
         }
-        if pushed || alerted || event {
-            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
-        }
         tx.commit().await?;
+        if pushed || alerted || event {
+            self.wake_fleet();
+        }
         Ok(Changed {
             report: updated,
             history,

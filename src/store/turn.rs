@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{
-    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, StoreError, Tx,
+    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Tx,
     citizen_from_row, corrupt, insert_outbox,
 };
 
@@ -18,6 +18,8 @@ pub struct Turn {
     tx: Tx,
     citizen: Citizen,
     backend: Backend,
+    /// For waking the fleet's dispatchers after the commit.
+    store: Store,
     /// Whether this turn wrote outbox rows (the fleet's dispatchers are woken at commit).
     wrote_outbox: bool,
 }
@@ -59,11 +61,12 @@ fn wire_name<T: serde::Serialize>(value: &T) -> Result<String> {
 const REPORT_COLUMNS: &str = "id, reference, kind, status, station_id, fir_number, updated_at";
 
 impl Turn {
-    pub(super) fn new(tx: Tx, citizen: Citizen, backend: Backend) -> Turn {
+    pub(super) fn new(tx: Tx, citizen: Citizen, store: &Store) -> Turn {
         Turn {
             tx,
             citizen,
-            backend,
+            backend: store.backend,
+            store: store.clone(),
             wrote_outbox: false,
         }
     }
@@ -73,12 +76,17 @@ impl Turn {
         &self.citizen
     }
 
-    pub async fn commit(mut self) -> Result<()> {
-        if self.wrote_outbox {
-            super::wakeup::wake_dispatchers(&mut self.tx, self.backend).await?;
-        }
+    pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        if self.wrote_outbox {
+            self.store.wake_fleet();
+        }
         Ok(())
+    }
+
+    /// The fleet's dispatchers are woken at commit.
+    pub(super) fn wrote_outbox(&mut self) {
+        self.wrote_outbox = true;
     }
 
     /// Marks the start of one message's work, so a failure can undo just that message.
@@ -114,15 +122,25 @@ impl Turn {
         Ok(())
     }
 
-    /// The citizen's unprocessed messages in arrival order.
-    pub async fn unprocessed(&mut self) -> Result<Vec<InboxRow>> {
+    /// The citizen's unprocessed messages in arrival order and, when there are any, the stored
+    /// conversation JSON: one round trip for what every turn reads first.
+    pub async fn unprocessed_and_conversation(
+        &mut self,
+    ) -> Result<(Vec<InboxRow>, Option<String>)> {
         let rows = sqlx::query(
-            "select id, payload, received_at from inbox where citizen_id = $1 and processed_at is null order by id",
+            "select i.id, i.payload, i.received_at, c.state from inbox i \
+             left join conversations c on c.citizen_id = i.citizen_id \
+             where i.citizen_id = $1 and i.processed_at is null order by i.id",
         )
         .bind(self.citizen.id)
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter()
+        let state = match rows.first() {
+            Some(r) => r.try_get("state")?,
+            None => None,
+        };
+        let rows = rows
+            .iter()
             .map(|r| {
                 Ok(InboxRow {
                     id: r.try_get("id")?,
@@ -130,7 +148,19 @@ impl Turn {
                     received_at: r.try_get("received_at")?,
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((rows, state))
+    }
+
+    /// Whether the citizen has messages waiting for a turn.
+    pub async fn has_unprocessed(&mut self) -> Result<bool> {
+        let row = sqlx::query(
+            "select id from inbox where citizen_id = $1 and processed_at is null limit 1",
+        )
+        .bind(self.citizen.id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// `error` notes why a message could not be handled (it is not retried).

@@ -5,7 +5,7 @@ use flows::message::{Channel, MediaKind};
 use sqlx::Row;
 use webhook::{DeliveryStatus, StatusKind};
 
-use super::{Result, Store};
+use super::{Result, Store, Tx};
 
 /// What the WhatsApp sender needs to know about an outbox row before sending it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,6 +92,24 @@ fn kind_of(s: &str) -> Option<MediaKind> {
 const LAST_INBOX_OF_RECIPIENT: &str = "coalesce((select max(i.id) from inbox i join citizens c \
      on c.id = i.citizen_id where c.channel = outbox.channel and c.external_id = outbox.recipient), 0)";
 
+/// A citizen's WhatsApp rows waiting for the window that are not due yet ($1 now, $2 the
+/// channel, $3 the recipient).
+const WAITING: &str = "channel = $2 and recipient = $3 and status = 'pending' \
+     and wa_wait_after_inbox is not null and next_attempt_at > $1";
+
+/// The citizen wrote: their rows waiting for the window are due now. Returns how many.
+pub(super) async fn wake_waiting(tx: &mut Tx, recipient: &str, now: i64) -> Result<u64> {
+    Ok(sqlx::query(&format!(
+        "update outbox set next_attempt_at = $1 where {WAITING}"
+    ))
+    .bind(now)
+    .bind(Channel::Whatsapp.as_str())
+    .bind(recipient)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
 impl Store {
     /// The window and template state of an outbox row (`None` when the row does not exist).
     pub async fn whatsapp_send_state(&self, outbox_id: i64) -> Result<Option<WhatsappSendState>> {
@@ -168,9 +186,24 @@ impl Store {
         Ok(())
     }
 
-    /// The citizen wrote: their rows waiting for the window become due now, and they are
-    /// reachable again. Returns how many rows became due.
+    /// A second look after the citizen wrote (their message's own transaction made waiting
+    /// rows due and the citizen reachable, see [`Store::admit`]): rows that were `sending`
+    /// then and have since been marked as outside the window become due now, and a send that
+    /// failed meanwhile as "not a WhatsApp user" is overruled. Reads first and writes only
+    /// when there is something to change, which is rare. Returns how many rows became due.
     pub async fn whatsapp_wake_waiting(&self, recipient: &str, now: i64) -> Result<u64> {
+        let waiting = sqlx::query(&format!(
+            "select 1 from citizens where channel = $2 and external_id = $3 and unreachable <> 0 \
+             union all select 1 from outbox where {WAITING} limit 1"
+        ))
+        .bind(now)
+        .bind(Channel::Whatsapp.as_str())
+        .bind(recipient)
+        .fetch_optional(&self.pool)
+        .await?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.write().await?;
         sqlx::query(
             "update citizens set unreachable = 0 where channel = $1 and external_id = $2 and unreachable <> 0",
@@ -179,21 +212,11 @@ impl Store {
         .bind(recipient)
         .execute(&mut *tx)
         .await?;
-        let n = sqlx::query(
-            "update outbox set next_attempt_at = $1 where channel = $2 and recipient = $3 and status = 'pending' \
-             and wa_wait_after_inbox is not null and next_attempt_at > $4",
-        )
-        .bind(now)
-        .bind(Channel::Whatsapp.as_str())
-        .bind(recipient)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
-        }
+        let n = wake_waiting(&mut tx, recipient, now).await?;
         tx.commit().await?;
+        if n > 0 {
+            self.wake_fleet();
+        }
         Ok(n)
     }
 
@@ -328,7 +351,6 @@ impl Store {
                         .bind(outbox_id)
                         .execute(&mut *tx)
                         .await?;
-                    super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
                     StatusApplied::Reengage { outbox_id }
                 } else {
                     sqlx::query("update outbox set status = 'dead', last_error = $1 where id = $2")
@@ -341,6 +363,9 @@ impl Store {
             }
         };
         tx.commit().await?;
+        if matches!(applied, StatusApplied::Reengage { .. }) {
+            self.wake_fleet();
+        }
         Ok(applied)
     }
 

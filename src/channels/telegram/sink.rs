@@ -19,7 +19,7 @@ use flows::delivery::SendOutcome;
 use flows::message::Inbound;
 use flows::reply::Text;
 
-use crate::runtime::{Accepted, Runtime};
+use crate::runtime::{Handled, Runtime};
 use crate::store::telegram::{ReachabilityAt, ReachabilityChange};
 
 /// The runtime as the Telegram transport's sink.
@@ -140,13 +140,37 @@ impl TelegramSink for SevaSink {
         let store = self.runtime.store();
         let mut turns: Vec<i64> = Vec::new();
         let mut groups: Vec<i64> = Vec::new();
+        // A batch (polling) is stored whole before the turns run, concurrently per citizen; a
+        // single update (a webhook) is stored and processed in one commit.
+        let at_once = events.len() == 1;
         for event in &events {
             match event {
                 TelegramEvent::Message(inbound, _) => {
-                    let accepted = self.runtime.accept(inbound).await.map_err(SinkError::new)?;
-                    let citizen_id = accepted.citizen_id();
-                    match accepted {
-                        Accepted::New { inbox_id, .. } => {
+                    let handled = if at_once {
+                        self.runtime.accept_and_process(inbound).await
+                    } else {
+                        self.runtime.accept(inbound).await.map(Handled::from)
+                    };
+                    let (citizen_id, inbox_id) = match handled.map_err(SinkError::new)? {
+                        Handled::Processed {
+                            citizen_id,
+                            inbox_id,
+                        } => {
+                            tracing::debug!(
+                                citizen = citizen_id,
+                                inbox = inbox_id,
+                                "telegram message stored and processed"
+                            );
+                            continue;
+                        }
+                        Handled::Stored {
+                            citizen_id,
+                            inbox_id,
+                        } => (citizen_id, Some(inbox_id)),
+                        Handled::Duplicate { citizen_id } => (citizen_id, None),
+                    };
+                    match inbox_id {
+                        Some(inbox_id) => {
                             tracing::debug!(
                                 citizen = citizen_id,
                                 inbox = inbox_id,
@@ -154,7 +178,7 @@ impl TelegramSink for SevaSink {
                             );
                             self.message_proves_reachable(citizen_id, inbound).await?;
                         }
-                        Accepted::Duplicate { .. } => tracing::debug!(
+                        None => tracing::debug!(
                             citizen = citizen_id,
                             update_id = %inbound.provider_id,
                             "telegram update already stored"

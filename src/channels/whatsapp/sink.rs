@@ -1,11 +1,13 @@
 //! [`RuntimeSink`]: the runtime behind `POST /webhook/whatsapp`.
 //!
-//! `accept` stores every message (transaction 1, unique on its wamid) and returns only once
-//! they are committed, so the route answers 200 after the commit (and 500 on failure, so Meta
-//! delivers the notification again). Then, in the background: the citizen's waiting WhatsApp
-//! messages become due (they may have waited for the 24-hour window), the citizen's turn runs
-//! (transaction 2; the sweeper catches anything missed), each message is marked as read, and
-//! media downloads start. A redelivered wamid changes nothing and starts nothing.
+//! `accept` stores every message (transaction 1, unique on its wamid; the citizen's WhatsApp
+//! messages waiting for the 24-hour window become due in it) and returns only once they are
+//! committed, so the route answers 200 after the commit (and 500 on failure, so Meta delivers
+//! the notification again). A notification carrying one message (the usual case) is stored
+//! and processed in one commit ([`Runtime::accept_and_process`]); otherwise the citizens'
+//! turns (transaction 2; the sweeper catches anything missed) run in the background. Then
+//! each message is marked as read and media downloads start. A redelivered wamid changes
+//! nothing and starts nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use webhook::{DeliveryStatus, GraphClient, SinkError, WhatsappSink};
 
 use super::media::MediaFetcher;
 use crate::metrics;
-use crate::runtime::{Accepted, Runtime};
+use crate::runtime::{Handled, Runtime};
 use crate::store::StatusApplied;
 
 /// Meta redelivers a notification for up to 7 days; a message timestamp older than that (or
@@ -85,15 +87,20 @@ impl RuntimeSink {
         }
     }
 
-    /// The background work after a commit: for each citizen with new messages, due waiting
-    /// rows and their turn; a read receipt per message; the first download attempts. Turns and
-    /// read receipts are tracked: shutdown lets them finish.
-    fn start(&self, citizens: Vec<(i64, String)>, wamids: Vec<String>, media: Vec<String>) {
-        for (citizen_id, recipient) in citizens {
+    /// The background work after a commit: for each citizen with new messages, their turn
+    /// unless it ran already, and a second look at rows waiting for the window; a read receipt
+    /// per message; the first download attempts. Turns and read receipts are tracked: shutdown
+    /// lets them finish.
+    fn start(&self, citizens: Vec<NewFrom>, wamids: Vec<String>, media: Vec<String>) {
+        for citizen in citizens {
             let runtime = self.runtime.clone();
+            let NewFrom {
+                citizen_id,
+                recipient,
+                processed,
+            } = citizen;
             self.runtime.spawn_tracked(async move {
-                wake_waiting(&runtime, &recipient).await;
-                if let Err(e) = runtime.process(citizen_id).await {
+                if !processed && let Err(e) = runtime.process(citizen_id).await {
                     tracing::warn!(citizen = citizen_id, error = %e, "turn failed; the sweeper will retry");
                 }
                 // The second look is not worth holding a shutdown for.
@@ -118,7 +125,16 @@ impl RuntimeSink {
     }
 }
 
-/// The citizen wrote: their WhatsApp rows waiting for the window are due now.
+/// A citizen with new messages in a notification.
+struct NewFrom {
+    citizen_id: i64,
+    /// Their `wa_id`.
+    recipient: String,
+    /// Their turn ran in the messages' own transaction.
+    processed: bool,
+}
+
+/// The second look at the citizen's WhatsApp rows waiting for the window.
 async fn wake_waiting(runtime: &Runtime, recipient: &str) {
     let now = runtime.clock().now();
     match runtime.store().whatsapp_wake_waiting(recipient, now).await {
@@ -147,29 +163,49 @@ fn plausible_time(msg: &mut Inbound, now: i64) {
 impl WhatsappSink for RuntimeSink {
     async fn accept(&self, messages: Vec<Inbound>) -> Result<(), SinkError> {
         let now = self.runtime.clock().now();
-        let mut citizens: Vec<(i64, String)> = Vec::new();
+        let mut citizens: Vec<NewFrom> = Vec::new();
         let mut wamids = Vec::new();
         let mut media = Vec::new();
         let mut failure = None;
+        // Several messages are all stored before any is processed, as Meta batched them.
+        let at_once = self.background && messages.len() == 1;
         for mut msg in messages {
             plausible_time(&mut msg, now);
-            let citizen_id = match self.runtime.accept(&msg).await {
-                Ok(Accepted::New {
-                    citizen_id,
-                    inbox_id,
-                }) => {
+            let handled = if at_once {
+                self.runtime.accept_and_process(&msg).await
+            } else {
+                self.runtime.accept(&msg).await.map(Handled::from)
+            };
+            let citizen_id = match handled {
+                Ok(
+                    handled @ (Handled::Processed {
+                        citizen_id,
+                        inbox_id,
+                    }
+                    | Handled::Stored {
+                        citizen_id,
+                        inbox_id,
+                    }),
+                ) => {
+                    let processed = matches!(handled, Handled::Processed { .. });
                     tracing::debug!(
                         citizen = citizen_id,
                         inbox = inbox_id,
+                        processed,
                         "whatsapp message stored"
                     );
-                    if !citizens.iter().any(|(c, _)| *c == citizen_id) {
-                        citizens.push((citizen_id, msg.sender.clone()));
+                    match citizens.iter_mut().find(|c| c.citizen_id == citizen_id) {
+                        Some(c) => c.processed &= processed,
+                        None => citizens.push(NewFrom {
+                            citizen_id,
+                            recipient: msg.sender.clone(),
+                            processed,
+                        }),
                     }
                     wamids.push(msg.provider_id.clone());
                     citizen_id
                 }
-                Ok(Accepted::Duplicate { citizen_id }) => {
+                Ok(Handled::Duplicate { citizen_id }) => {
                     tracing::info!(
                         citizen = citizen_id,
                         "whatsapp message redelivered; already stored"
