@@ -781,8 +781,8 @@ impl Store {
         for row in rows {
             ids.push(insert_outbox(&mut tx, row, now).await?);
         }
+        wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         tx.commit().await?;
-        self.wake_fleet();
         Ok(ids)
     }
 
@@ -1038,8 +1038,7 @@ impl Store {
         let status = status.ok_or(StoreError::NotFound("outbox message"))?;
         let status = OutboxStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?;
-        let revived = matches!(status, OutboxStatus::Dead | OutboxStatus::Pending);
-        if revived {
+        if matches!(status, OutboxStatus::Dead | OutboxStatus::Pending) {
             sqlx::query(
                 "update outbox set status = 'pending', attempts = 0, next_attempt_at = $1 where id = $2",
             )
@@ -1047,11 +1046,9 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         }
         tx.commit().await?;
-        if revived {
-            self.wake_fleet();
-        }
         Ok(status)
     }
 }

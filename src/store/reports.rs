@@ -718,10 +718,10 @@ impl Store {
             event =
                 enqueue_event(&mut tx, &updated, body, format!("event:{history_id}"), now).await?;
         }
-        tx.commit().await?;
         if pushed || event {
-            self.wake_fleet();
+            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         }
+        tx.commit().await?;
         Ok(Changed {
             report: updated,
             history,
@@ -839,10 +839,10 @@ impl Store {
             event =
                 enqueue_event(&mut tx, &updated, body, format!("event:{history_id}"), now).await?;
         }
-        tx.commit().await?;
         if pushed || alerted || event {
-            self.wake_fleet();
+            super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
         }
+        tx.commit().await?;
         Ok(Changed {
             report: updated,
             history,

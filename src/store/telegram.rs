@@ -38,7 +38,6 @@ impl Store {
         let citizen_id = upsert_citizen(&mut tx, Channel::Telegram, external_id, now).await?;
         let change = set_reachable(&mut tx, self.backend, citizen_id, reachable, when).await?;
         tx.commit().await?;
-        self.after_reachability(reachable, &change);
         Ok(change)
     }
 
@@ -52,7 +51,6 @@ impl Store {
         let mut tx = self.write().await?;
         let change = set_reachable(&mut tx, self.backend, citizen_id, reachable, when).await?;
         tx.commit().await?;
-        self.after_reachability(reachable, &change);
         Ok(change)
     }
 
@@ -104,16 +102,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// After a committed reachability change: a citizen reachable again may have status pushes
-    /// revived, which the fleet's dispatchers should see at once.
-    fn after_reachability(&self, reachable: bool, change: &ReachabilityChange) {
-        if reachable && matches!(change, ReachabilityChange::Applied { changed: true, .. }) {
-            self.wake_fleet();
-        }
-    }
-}
-
 async fn set_reachable(
     tx: &mut Tx,
     backend: Backend,
@@ -159,7 +147,7 @@ async fn set_reachable(
             .rows_affected()
             > 0;
     if changed && reachable {
-        revive_blocked_pushes(tx, citizen_id, when.at).await?;
+        revive_blocked_pushes(tx, backend, citizen_id, when.at).await?;
     }
     Ok(ReachabilityChange::Applied {
         citizen_id,
@@ -173,7 +161,12 @@ const REVIVE_PUSHES_FOR: i64 = 7 * 24 * 3600;
 
 /// A citizen who unblocked the bot gets the status pushes that went dead while they had blocked
 /// it (Telegram answered 403, or the sender refused for the unreachable flag), in their order.
-async fn revive_blocked_pushes(tx: &mut Tx, citizen_id: i64, at: i64) -> Result<()> {
+async fn revive_blocked_pushes(
+    tx: &mut Tx,
+    backend: Backend,
+    citizen_id: i64,
+    at: i64,
+) -> Result<()> {
     let revived = sqlx::query(
         "update outbox set status = 'pending', attempts = 0, next_attempt_at = 0, last_error = null \
          where citizen_id = $1 and channel = 'telegram' and kind = 'push' and status = 'dead' \
@@ -191,6 +184,7 @@ async fn revive_blocked_pushes(tx: &mut Tx, citizen_id: i64, at: i64) -> Result<
             pushes = revived,
             "telegram citizen reachable again: undelivered status pushes re-queued"
         );
+        super::wakeup::wake_dispatchers(tx, backend).await?;
     }
     Ok(())
 }

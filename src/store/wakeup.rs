@@ -7,7 +7,7 @@
 //! listens on a dedicated connection. Without it the leader would still find the rows on its
 //! next poll, a second later. On SQLite there is one process: nothing to do.
 //!
-//! The notification is sent after the commit, not inside the transaction: PostgreSQL
+//! A citizen's turn sends its notification after the commit, not inside the transaction: PostgreSQL
 //! serializes the commits of all notifying transactions (a database-wide lock held through
 //! the commit's WAL flush), which made every turn wait for every other turn's fsync. After the
 //! commit, one task per store sends them, coalescing the wake-ups of concurrent commits into
@@ -22,7 +22,7 @@ use sqlx::AnyPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
 
-use super::{Backend, Store};
+use super::{Backend, Result, Store, Tx};
 
 const CHANNEL: &str = "seva_outbox";
 
@@ -36,6 +36,19 @@ pub(super) struct FleetWakeups {
     pending: AtomicBool,
     /// A task is sending notifications.
     sending: AtomicBool,
+}
+
+/// Inside a transaction that wrote due outbox rows: wakes every replica's dispatcher once it
+/// commits (PostgreSQL; nothing on SQLite). For the rare writers (officers' changes, the CLI,
+/// delivery statuses): delivered at commit, even by a process that exits right after. Turns
+/// use [`Store::wake_fleet`] instead.
+pub(super) async fn wake_dispatchers(tx: &mut Tx, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("select pg_notify('seva_outbox', current_schema()::text)")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 impl Store {

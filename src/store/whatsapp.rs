@@ -351,6 +351,7 @@ impl Store {
                         .bind(outbox_id)
                         .execute(&mut *tx)
                         .await?;
+                    super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
                     StatusApplied::Reengage { outbox_id }
                 } else {
                     sqlx::query("update outbox set status = 'dead', last_error = $1 where id = $2")
@@ -363,9 +364,6 @@ impl Store {
             }
         };
         tx.commit().await?;
-        if matches!(applied, StatusApplied::Reengage { .. }) {
-            self.wake_fleet();
-        }
         Ok(applied)
     }
 
