@@ -89,6 +89,10 @@ impl SevaOptions<'_> {
             ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
             ("SEVA_TELEGRAM_MPS", NO_PACING.to_owned()),
             ("SEVA_TELEGRAM_CHAT_MPS", NO_PACING.to_owned()),
+            // Virtual citizens type far faster than people: the abuse limits would hold them
+            // back and measure the limiter instead of the gateway.
+            ("SEVA_CITIZEN_MESSAGES_PER_MINUTE", "0".to_owned()),
+            ("SEVA_CITIZEN_REPORTS_PER_DAY", "0".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
