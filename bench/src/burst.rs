@@ -135,6 +135,8 @@ async fn drain(
         check_outcomes: true,
         first_identity: 1_000,
     };
+    let load_started = Instant::now();
+    let load_ends = load_started + load_spec.duration;
     let citizens = tokio::spawn(load::run(driver, plan, load_spec));
     tokio::time::sleep(Duration::from_millis(500)).await;
     fake.routes.time_strays();
@@ -157,9 +159,13 @@ async fn drain(
         (Some(f), Some(l)) => (*f, *l),
         _ => return Err("no push arrived".to_owned()),
     };
-    // Replies share the provider's pace: count those sent during the drain.
-    let replies_in_drain = measured.replies as f64 * (last - first).as_secs_f64()
-        / measured.window.as_secs_f64().max(1e-9);
+    // Replies share the provider's pace: those sent while the drain ran, at the citizens'
+    // mean rate over the part of the drain they were talking in.
+    let talking = last
+        .min(load_ends)
+        .saturating_duration_since(first.max(load_started));
+    let replies_in_drain =
+        measured.replies as f64 * talking.as_secs_f64() / measured.window.as_secs_f64().max(1e-9);
     let drain_secs = (last - first).as_secs_f64().max(1e-9);
     let sends_per_sec = (pushes.len() as f64 - 1.0 + replies_in_drain) / drain_secs;
     let mut lat = measured.latencies_us.clone();
