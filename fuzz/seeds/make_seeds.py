@@ -62,7 +62,7 @@ def chunk(line):
     if kind == "unsupported":
         return b"\x0a" + arg.encode()
     if kind == "wait":
-        return b"\x0f" + struct.pack("<H", min(int(arg) // 4, 65535))
+        return b"\x0f" + struct.pack("<H", min(int(arg.rstrip("m")) // 4, 65535))
     if kind == "repeat":
         n, s = arg.split(" ", 1)
         return b"\x00" + (s * int(n)).encode()
