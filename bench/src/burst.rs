@@ -140,7 +140,7 @@ async fn drain(
     let citizens = tokio::spawn(load::run(driver, plan, load_spec));
     tokio::time::sleep(Duration::from_millis(500)).await;
     fake.routes.time_strays();
-    let now = chrono_now();
+    let now = load::unix_now() as i64;
     store
         .enqueue_all(&rows, now)
         .await
@@ -187,12 +187,6 @@ async fn drain(
         timeouts: measured.timeouts,
         errors: measured.errors,
     })
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The most arrivals in any one-second window of sorted `times`.

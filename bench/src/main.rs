@@ -229,7 +229,8 @@ fn block_on_pinned(
 }
 
 async fn burst_run(args: BurstArgs) -> Result<(), String> {
-    let seva = seva_binary(args.seva.clone())?;
+    let seva = seva_path(args.seva.clone())?;
+    require_seva(&seva)?;
     let tmp = tempfile::Builder::new()
         .prefix("seva-burst-")
         .tempdir()
@@ -277,22 +278,26 @@ async fn burst_run(args: BurstArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// `--seva`, or `seva` next to this binary; it must exist.
-fn seva_binary(given: Option<PathBuf>) -> Result<PathBuf, String> {
+/// `--seva`, or `seva` next to this binary.
+fn seva_path(given: Option<PathBuf>) -> Result<PathBuf, String> {
     let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let seva = given.unwrap_or_else(|| {
+    Ok(given.unwrap_or_else(|| {
         self_exe
             .parent()
             .map(|d| d.join("seva"))
             .unwrap_or_else(|| PathBuf::from("seva"))
-    });
-    if !seva.exists() {
-        return Err(format!(
-            "no seva binary at {} (build it with `cargo build --release --bin seva`, or pass --seva)",
-            seva.display()
-        ));
+    }))
+}
+
+/// Refuses a `seva` binary that is not there, saying how to build it.
+fn require_seva(seva: &std::path::Path) -> Result<(), String> {
+    if seva.exists() {
+        return Ok(());
     }
-    Ok(seva)
+    Err(format!(
+        "no seva binary at {} (build it with `cargo build --release --bin seva`, or pass --seva)",
+        seva.display()
+    ))
 }
 
 /// One measured run of one target on one channel.
@@ -351,17 +356,9 @@ fn default_stations() -> PathBuf {
 
 async fn run(args: RunArgs) -> Result<(), String> {
     let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let seva = args.seva.clone().unwrap_or_else(|| {
-        self_exe
-            .parent()
-            .map(|d| d.join("seva"))
-            .unwrap_or_else(|| PathBuf::from("seva"))
-    });
-    if !args.no_seva && !seva.exists() {
-        return Err(format!(
-            "no seva binary at {} (build it with `cargo build --release --bin seva`, or pass --seva)",
-            seva.display()
-        ));
+    let seva = seva_path(args.seva.clone())?;
+    if !args.no_seva {
+        require_seva(&seva)?;
     }
     let fake = fake::Fake::start().await.map_err(|e| e.to_string())?;
     let tmp = tempfile::Builder::new()
