@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -38,9 +38,11 @@ use crate::limits::{CitizenLimits, HELD_BACK_NOTE};
 use crate::metrics;
 pub use crate::store::Accepted;
 use crate::store::{
-    Admitted, Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport,
+    Admitted, Citizen, Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport,
     Turn,
 };
+
+mod group_commit;
 
 /// The dialogue step the runtime calls: `flows::engine::step`, or a scripted one in tests.
 pub type Engine = Arc<dyn Fn(Conversation, &Input, &Ctx<'_>) -> Outcome + Send + Sync>;
@@ -181,6 +183,9 @@ struct Inner {
     /// `SEVA_MEDIA_DIR`: where "delete my data" removes downloaded media from.
     media_dir: PathBuf,
     limits: CitizenLimits,
+    /// Where [`Runtime::accept_and_process`] queues messages for their batch; started on
+    /// first use, inside the caller's tokio runtime.
+    group_commit: OnceLock<group_commit::Queue>,
 }
 
 /// Builds a [`Runtime`]; everything but the store has a production default.
@@ -274,6 +279,7 @@ impl RuntimeBuilder {
                 pseudonym_key: self.pseudonym_key,
                 media_dir: self.media_dir,
                 limits: self.limits,
+                group_commit: OnceLock::new(),
             }),
         }
     }
@@ -382,13 +388,23 @@ impl Runtime {
     /// Transactions 1 and 2 in one commit: stores the message and, in the same transaction,
     /// runs the citizen's turn (their earlier unprocessed messages first), so one commit
     /// stores it, answers it and marks it processed. A caller that answers its provider only
-    /// after this returns still answers after the message is durably stored.
+    /// after this returns still answers after the message is durably stored. The commit is
+    /// shared with the messages of other citizens that arrived meanwhile (group commit, see
+    /// `runtime/group_commit.rs`); the result is as if each had been handled alone.
+    ///
+    /// A citizen marked unreachable is only stored (the caller decides first whether this
+    /// message proves otherwise).
+    pub async fn accept_and_process(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
+        self.accept_in_batch(msg).await
+    }
+
+    /// [`Runtime::accept_and_process`] for one message in its own transaction.
     ///
     /// Falls back to transaction 1 alone (the turn is then the caller's to start) when the
     /// citizen is marked unreachable (the caller decides first whether this message proves
     /// otherwise) or when the turn fails: its transaction rolled back, so the message is
     /// stored again on its own and nothing is lost.
-    pub async fn accept_and_process(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
+    async fn accept_and_process_alone(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
         let admitted = self.inner.store.admit(msg, self.inner.clock.now()).await?;
         let (turn, inbox_id, woke) = match admitted {
             Admitted::Duplicate { citizen_id } => {
@@ -559,16 +575,7 @@ impl Runtime {
         if rows.is_empty() {
             return Ok(Processed::default());
         }
-        let (mut state, mut reset) = match Conversation::load(stored.as_deref()) {
-            Loaded::Fresh(c) | Loaded::Restored(c) => (c, false),
-            Loaded::Reset(c) => {
-                tracing::info!(
-                    citizen = citizen_id,
-                    "stored conversation unreadable; starting over"
-                );
-                (c, true)
-            }
-        };
+        let (mut state, mut reset) = group_commit::restore(citizen_id, stored.as_deref());
 
         let mut done = Processed::default();
         // Counted once the turn is committed.
@@ -662,16 +669,7 @@ impl Runtime {
         reply: &Reply,
         now: i64,
     ) -> Result<(), StoreError> {
-        let citizen = turn.citizen();
-        let row = NewOutbox {
-            citizen_id: Some(citizen.id),
-            channel: citizen.channel,
-            recipient: citizen.external_id.clone(),
-            kind: OutboxKind::Reply,
-            content: serde_json::to_string(&OutboxContent::reply(reply.clone()))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            lang: Some(lang),
-        };
+        let row = reply_row(turn.citizen(), lang, reply)?;
         turn.enqueue(&row, now).await?;
         Ok(())
     }
@@ -858,6 +856,19 @@ impl Runtime {
             .with_timezone(&self.inner.timezone)
             .date_naive()
     }
+}
+
+/// The outbox row of a reply to the citizen.
+fn reply_row(citizen: &Citizen, lang: Lang, reply: &Reply) -> Result<NewOutbox, StoreError> {
+    Ok(NewOutbox {
+        citizen_id: Some(citizen.id),
+        channel: citizen.channel,
+        recipient: citizen.external_id.clone(),
+        kind: OutboxKind::Reply,
+        content: serde_json::to_string(&OutboxContent::reply(reply.clone()))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        lang: Some(lang),
+    })
 }
 
 fn profile(turn: &Turn, inbound: &Inbound) -> Profile {

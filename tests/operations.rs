@@ -754,7 +754,7 @@ async fn json_logs_of_a_whole_journey_carry_no_phone_number_and_no_message_text(
     // The journey was logged, by internal ids and references.
     for expected in [
         "seva is listening",
-        "turn processed",
+        "turns processed",
         "report filed",
         "seva stopped",
     ] {

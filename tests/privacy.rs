@@ -734,7 +734,7 @@ fn assert_clean(format: &str, log: &str, officer_token: &str) {
     for expected in [
         "seva is listening",
         "report filed",
-        "turn processed",
+        "turns processed",
         "citizen data deleted",
     ] {
         assert!(
@@ -783,7 +783,7 @@ async fn a_journey_on_both_channels_logs_no_personal_data_and_no_secret_in_json_
 /// The check itself finds what it looks for (a clean log proves nothing otherwise).
 #[test]
 fn the_leak_check_finds_a_leak() {
-    let base = "seva is listening\nreport filed\nturn processed\ncitizen data deleted\n";
+    let base = "seva is listening\nreport filed\nturns processed\ncitizen data deleted\n";
     assert_clean("text", base, "so-tkn-0123456789abcdef0123");
     for leak in [
         "citizen=1 from=919876543210",

@@ -464,8 +464,11 @@ impl Dispatcher {
                     lane: Some(lane),
                     limit: BATCH,
                 };
+                // A full batch means more may be due: claim again while these are in flight.
+                // A partial one took everything due, so the next look waits for these sends
+                // to be recorded (or for a wake-up) instead of finding nothing.
                 match self.send_claimed(&claim, Some(&stop), &mut sends).await {
-                    Ok(n) => n > 0,
+                    Ok(n) => n >= BATCH as usize,
                     Err(e) => {
                         tracing::warn!(lane = lane.as_str(), error = %e, "outbox dispatch failed");
                         false

@@ -25,6 +25,7 @@
 //! Migrations are embedded per backend, `migrations/sqlite` and `migrations/postgres`, paired
 //! under identical file names (a test checks that they match).
 
+mod batch;
 mod leader;
 mod reports;
 mod retention;
@@ -45,6 +46,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
+pub use batch::{Batch, BatchAdmission};
 pub use leader::Leader;
 pub use reports::{
     Actor, AttachmentRecord, AuditEntry, ChangeFailure, Changed, EVENTS_RECIPIENT, HistoryEntry,
@@ -465,6 +467,9 @@ pub enum SendRecord {
         error: String,
     },
 }
+
+/// Sent rows recorded per statement (four binds each).
+const SENT_PER_STATEMENT: usize = 500;
 
 const OUTBOX_COLUMNS: &str = "id, citizen_id, channel, recipient, kind, content, lang, status, attempts, \
      next_attempt_at, provider_id, last_error, created_at, sent_at";
@@ -943,14 +948,41 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Sends that went through, the common case, in one statement per chunk.
+        let sent: Vec<(&SendOutcomeRow, &String)> = outcomes
+            .iter()
+            .filter_map(|o| match &o.record {
+                SendRecord::Sent { provider_id } => Some((o, provider_id)),
+                _ => None,
+            })
+            .collect();
+        for chunk in sent.chunks(SENT_PER_STATEMENT) {
+            let values = (0..chunk.len())
+                .map(|r| {
+                    let n = 4 * r;
+                    format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // A `values` list names its columns column1, column2, … on both databases.
+            let sql = format!(
+                "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
+                 claimed_until = null, attempts = v.column4 from (values {values}) as v \
+                 where outbox.id = v.column1"
+            );
+            let mut q = sqlx::query(&sql);
+            for (o, provider_id) in chunk {
+                q = q
+                    .bind(o.id)
+                    .bind(*provider_id)
+                    .bind(o.at)
+                    .bind(i64::from(o.attempts));
+            }
+            q.execute(&mut *tx).await?;
+        }
         for o in outcomes {
             let q = match &o.record {
-                SendRecord::Sent { provider_id } => sqlx::query(
-                    "update outbox set status = 'sent', provider_id = $1, sent_at = $2, claimed_until = null, \
-                     attempts = $3 where id = $4",
-                )
-                .bind(provider_id)
-                .bind(o.at),
+                SendRecord::Sent { .. } => continue,
                 SendRecord::Retry {
                     next_attempt_at,
                     error,

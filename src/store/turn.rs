@@ -71,6 +71,12 @@ impl Turn {
         }
     }
 
+    /// The transaction back (for the next citizen of a [`super::Batch`]), the citizen as this
+    /// turn changed them, and whether it wrote outbox rows.
+    pub(super) fn into_parts(self) -> (Tx, Citizen, bool) {
+        (self.tx, self.citizen, self.wrote_outbox)
+    }
+
     /// The citizen as of the lock, with this turn's own changes applied.
     pub fn citizen(&self) -> &Citizen {
         &self.citizen

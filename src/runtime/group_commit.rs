@@ -1,0 +1,282 @@
+//! Group commit for [`Runtime::accept_and_process`]: the webhook messages that arrive while
+//! one batch commits wait for the next, and a batch stores, answers and marks processed all
+//! its messages, of every citizen in it, in one transaction ([`crate::store::Batch`]).
+//!
+//! Each caller still returns only after its message is committed, so a webhook's 200 (or the
+//! Telegram offset) follows the commit as before. A batch that fails as a whole (a message the
+//! engine cannot handle, a database error) is rolled back and its messages are handled one by
+//! one on the single-message path, which isolates the failing message.
+
+use std::sync::{Arc, Weak};
+
+use flows::Lang;
+use flows::message::Inbound;
+use flows::reply::Reply;
+use flows::state::{Conversation, Loaded};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{Handled, Inner, Runtime, RuntimeError, reply_row};
+use crate::limits::HELD_BACK_NOTE;
+use crate::metrics;
+use crate::store::{Backend, Batch, BatchAdmission, InboxRow, Turn};
+
+/// Messages per batch: enough that a batch's fixed round trips cost little per message, few
+/// enough that one batch's work does not hold the first message's answer for long.
+const MAX_BATCH: usize = 128;
+
+/// Batches committing at once. SQLite has one writer whatever this says; PostgreSQL overlaps
+/// one batch's round trips with another's.
+fn committers(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    }
+}
+
+/// A message waiting for its batch.
+pub(super) struct Job {
+    msg: Inbound,
+    answer: oneshot::Sender<Result<Handled, RuntimeError>>,
+}
+
+/// Where messages queue for their batch. The committers hold the runtime weakly: when the
+/// last [`Runtime`] handle goes, the queue closes and they stop.
+pub(super) type Queue = mpsc::UnboundedSender<Job>;
+
+pub(super) fn start(inner: &Arc<Inner>) -> Queue {
+    let (queue, jobs) = mpsc::unbounded_channel::<Job>();
+    let jobs = Arc::new(Mutex::new(jobs));
+    for _ in 0..committers(inner.store.backend()) {
+        let jobs = jobs.clone();
+        let inner: Weak<Inner> = Arc::downgrade(inner);
+        tokio::spawn(async move {
+            loop {
+                let batch = {
+                    let mut jobs = jobs.lock().await;
+                    let Some(first) = jobs.recv().await else {
+                        return;
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match jobs.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    batch
+                };
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                Runtime { inner }.commit_batch(batch).await;
+            }
+        });
+    }
+    queue
+}
+
+impl Runtime {
+    /// Queues the message for the next batch and waits for its commit.
+    pub(super) async fn accept_in_batch(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
+        let queue = self
+            .inner
+            .group_commit
+            .get_or_init(|| start(&self.inner));
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
+            msg: msg.clone(),
+            answer,
+        };
+        if queue.send(job).is_err() {
+            return self.accept_and_process_alone(msg).await;
+        }
+        match answered.await {
+            Ok(result) => result,
+            // The committer stopped before answering (the runtime is going away): whatever it
+            // did was rolled back or is found as a duplicate.
+            Err(_) => self.accept_and_process_alone(msg).await,
+        }
+    }
+
+    async fn commit_batch(&self, jobs: Vec<Job>) {
+        let msgs: Vec<&Inbound> = jobs.iter().map(|j| &j.msg).collect();
+        match self.process_batch(&msgs).await {
+            Ok(handled) => {
+                for (job, handled) in jobs.into_iter().zip(handled) {
+                    // A caller that stopped waiting has nobody to tell.
+                    let _ = job.answer.send(Ok(handled));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(messages = jobs.len(), error = %e, "group commit failed; handling its messages one by one");
+                for job in jobs {
+                    let result = self.accept_and_process_alone(&job.msg).await;
+                    let _ = job.answer.send(result);
+                }
+            }
+        }
+    }
+
+    /// One transaction for the batch: admit, run each citizen's turn, write, commit.
+    async fn process_batch(&self, msgs: &[&Inbound]) -> Result<Vec<Handled>, RuntimeError> {
+        let now = self.inner.clock.now();
+        let (mut batch, admissions) = self.inner.store.admit_batch(msgs, now).await?;
+        // Citizens marked unreachable are only stored: the caller decides first whether
+        // this message proves otherwise (as on the single-message path).
+        let mut turns: Vec<usize> = Vec::new();
+        for a in &admissions {
+            if let BatchAdmission::New { citizen, .. } = *a
+                && !batch.citizens[citizen].unreachable
+                && !turns.contains(&citizen)
+            {
+                turns.push(citizen);
+            }
+        }
+        let ids: Vec<i64> = turns.iter().map(|&c| batch.citizens[c].id).collect();
+        let mut waiting = batch.unprocessed_and_conversations(&ids).await?;
+        let mut done = BatchDone::default();
+        for &c in &turns {
+            let Some((rows, stored)) = waiting.remove(&batch.citizens[c].id) else {
+                continue;
+            };
+            let mut turn = batch.turn(c)?;
+            let result = self
+                .batch_turn(&mut turn, &mut batch, rows, stored, now, &mut done)
+                .await;
+            batch.end_turn(turn);
+            result?;
+        }
+        let woke = batch.woke;
+        let citizens: Vec<(i64, bool)> = batch
+            .citizens
+            .iter()
+            .map(|c| (c.id, c.unreachable))
+            .collect();
+        batch.commit(now).await?;
+
+        let handled: Vec<Handled> = admissions
+            .iter()
+            .map(|a| match *a {
+                BatchAdmission::New { citizen, inbox_id } => {
+                    let (citizen_id, unreachable) = citizens[citizen];
+                    if unreachable {
+                        Handled::Stored {
+                            citizen_id,
+                            inbox_id,
+                        }
+                    } else {
+                        Handled::Processed {
+                            citizen_id,
+                            inbox_id,
+                        }
+                    }
+                }
+                BatchAdmission::Duplicate { citizen_id } => Handled::Duplicate { citizen_id },
+            })
+            .collect();
+        for (msg, h) in msgs.iter().zip(&handled) {
+            match h {
+                Handled::Duplicate { .. } => metrics::duplicate(msg.channel),
+                _ => metrics::inbound(msg.channel, &msg.body),
+            }
+        }
+        if woke > 0 {
+            tracing::info!(
+                rows = woke,
+                "whatsapp messages waiting for the window are due"
+            );
+        }
+        done.journeys.into_iter().for_each(metrics::dialogue_step);
+        if done.messages > 0 {
+            tracing::info!(
+                citizens = turns.len(),
+                messages = done.messages,
+                replies = done.replies,
+                "turns processed"
+            );
+        }
+        if done.replies > 0 || woke > 0 {
+            self.inner.wake.notify_one();
+        }
+        Ok(handled)
+    }
+
+    /// One citizen's turn in a batch: like [`Runtime::run_turn`] without per-message
+    /// isolation (a failing message fails the batch, whose messages are then handled alone),
+    /// with its replies, processed marks and conversation handed to the batch to write.
+    async fn batch_turn(
+        &self,
+        turn: &mut Turn,
+        batch: &mut Batch,
+        rows: Vec<InboxRow>,
+        stored: Option<String>,
+        now: i64,
+        done: &mut BatchDone,
+    ) -> Result<(), RuntimeError> {
+        let citizen_id = turn.citizen().id;
+        let (mut state, mut reset) = restore(citizen_id, stored.as_deref());
+        for row in rows {
+            done.messages += 1;
+            if let Some(held) = self.inner.limits.message(citizen_id, row.received_at) {
+                if let Some(reply) = held.reply() {
+                    let lang = turn.citizen().lang.unwrap_or(Lang::Hi);
+                    self.batch_reply(turn, batch, lang, &reply, done)?;
+                }
+                batch.mark_processed(row.id, Some(HELD_BACK_NOTE));
+                continue;
+            }
+            let (next, replies) = self
+                .message(turn, &row, state.clone(), reset, now)
+                .await
+                .map_err(|e| {
+                    tracing::debug!(citizen = citizen_id, inbox = row.id, error = %e, "message failure detail");
+                    RuntimeError::Message(e.kind())
+                })?;
+            done.journeys.push(metrics::journey(&state, &next));
+            for (lang, reply) in &replies {
+                self.batch_reply(turn, batch, *lang, reply, done)?;
+            }
+            batch.mark_processed(row.id, None);
+            state = next;
+            reset = false;
+        }
+        batch.save_conversation(citizen_id, state.to_json());
+        Ok(())
+    }
+
+    fn batch_reply(
+        &self,
+        turn: &Turn,
+        batch: &mut Batch,
+        lang: Lang,
+        reply: &Reply,
+        done: &mut BatchDone,
+    ) -> Result<(), RuntimeError> {
+        batch.enqueue(reply_row(turn.citizen(), lang, reply)?);
+        done.replies += 1;
+        Ok(())
+    }
+}
+
+/// What a batch's turns did, counted once it commits.
+#[derive(Default)]
+struct BatchDone {
+    messages: usize,
+    replies: usize,
+    journeys: Vec<&'static str>,
+}
+
+/// The stored conversation, or a fresh one when there is none or it cannot be read (`true`:
+/// the citizen is told they start over).
+pub(super) fn restore(citizen_id: i64, stored: Option<&str>) -> (Conversation, bool) {
+    match Conversation::load(stored) {
+        Loaded::Fresh(c) | Loaded::Restored(c) => (c, false),
+        Loaded::Reset(c) => {
+            tracing::info!(
+                citizen = citizen_id,
+                "stored conversation unreadable; starting over"
+            );
+            (c, true)
+        }
+    }
+}
