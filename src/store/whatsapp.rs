@@ -136,15 +136,23 @@ impl Store {
         .transpose()
     }
 
-    /// Marks the row as outside the window until the citizen writes again (an inbox id above
-    /// their latest one now). A mark already there is kept.
-    pub async fn whatsapp_close_window(&self, outbox_id: i64) -> Result<()> {
-        let sql = format!(
-            "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, {LAST_INBOX_OF_RECIPIENT}) \
-             where id = $1"
-        );
+    /// Marks the row as outside the window until the citizen writes a message newer than
+    /// `last_inbox_id`: the latest one the sender's decision saw (its [`WhatsappSendState`]),
+    /// not the latest one now, so a message that arrived after that read still reopens the
+    /// row (the second look after it makes the row due). A mark already there is kept.
+    pub async fn whatsapp_close_window(
+        &self,
+        outbox_id: i64,
+        last_inbox_id: Option<i64>,
+    ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(&sql).bind(outbox_id).execute(&mut *tx).await?;
+        sqlx::query(
+            "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, $1) where id = $2",
+        )
+        .bind(last_inbox_id.unwrap_or(0))
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

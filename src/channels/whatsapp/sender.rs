@@ -146,7 +146,10 @@ impl WhatsappSender {
             metrics::provider_outcome(Channel::Whatsapp, &outcome);
             return outcome;
         }
-        if let Err(e) = store.whatsapp_close_window(msg.id).await {
+        if let Err(e) = store
+            .whatsapp_close_window(msg.id, state.last_inbox_id)
+            .await
+        {
             return transient("window mark not stored", &e);
         }
         tracing::info!(
@@ -196,7 +199,10 @@ impl WhatsappSender {
                         outbox = msg.id,
                         "Meta says the 24-hour window is closed (131047)"
                     );
-                    if let Err(e) = store.whatsapp_close_window(msg.id).await {
+                    if let Err(e) = store
+                        .whatsapp_close_window(msg.id, state.last_inbox_id)
+                        .await
+                    {
                         return transient("window mark not stored", &e);
                     }
                     return self.outside_window(store, msg, to, state).await;
