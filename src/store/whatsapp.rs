@@ -92,6 +92,19 @@ fn kind_of(s: &str) -> Option<MediaKind> {
 const LAST_INBOX_OF_RECIPIENT: &str = "coalesce((select max(i.id) from inbox i join citizens c \
      on c.id = i.citizen_id where c.channel = outbox.channel and c.external_id = outbox.recipient), 0)";
 
+/// Outbox ids per statement when many rows' send states are read together: well under the
+/// bind limits of both backends (SQLite 32,766, PostgreSQL 65,535), and a statement short
+/// enough to plan fast.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// `$from, $from+1, …`: `n` placeholders, for an `in (…)` list.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A citizen's WhatsApp rows waiting for the window that are not due yet ($1 now, $2 the
 /// channel, $3 the recipient).
 const WAITING: &str = "channel = $2 and recipient = $3 and status = 'pending' \
@@ -110,30 +123,55 @@ pub(super) async fn wake_waiting(tx: &mut Tx, recipient: &str, now: i64) -> Resu
     .rows_affected())
 }
 
+/// The columns of [`WhatsappSendState`], from an outbox row `o` and its recipient citizen `c`.
+const SEND_STATE: &str = "select o.id, o.wa_wait_after_inbox, o.wa_templated_at, o.wa_parts_sent, \
+     c.last_inbound_at, (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
+     from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient";
+
+fn send_state(r: &sqlx::any::AnyRow) -> Result<WhatsappSendState> {
+    Ok(WhatsappSendState {
+        last_inbound_at: r.try_get("last_inbound_at")?,
+        wait_after_inbox: r.try_get("wa_wait_after_inbox")?,
+        last_inbox_id: r.try_get("last_inbox_id")?,
+        templated_at: r.try_get("wa_templated_at")?,
+        parts_sent: r
+            .try_get::<i64, _>("wa_parts_sent")?
+            .clamp(0, u32::MAX as i64) as u32,
+    })
+}
+
 impl Store {
     /// The window and template state of an outbox row (`None` when the row does not exist).
     pub async fn whatsapp_send_state(&self, outbox_id: i64) -> Result<Option<WhatsappSendState>> {
-        let row = sqlx::query(
-            "select o.wa_wait_after_inbox, o.wa_templated_at, o.wa_parts_sent, c.last_inbound_at, \
-             (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
-             from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient \
-             where o.id = $1",
-        )
-        .bind(outbox_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(WhatsappSendState {
-                last_inbound_at: r.try_get("last_inbound_at")?,
-                wait_after_inbox: r.try_get("wa_wait_after_inbox")?,
-                last_inbox_id: r.try_get("last_inbox_id")?,
-                templated_at: r.try_get("wa_templated_at")?,
-                parts_sent: r
-                    .try_get::<i64, _>("wa_parts_sent")?
-                    .clamp(0, u32::MAX as i64) as u32,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("{SEND_STATE} where o.id = $1"))
+            .bind(outbox_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(send_state).transpose()
+    }
+
+    /// [`Store::whatsapp_send_state`] of several rows in one statement (per
+    /// [`IDS_PER_STATEMENT`] ids): the dispatcher's claimed batch, read before its sends start.
+    /// Rows that do not exist are left out.
+    pub async fn whatsapp_send_states(
+        &self,
+        outbox_ids: &[i64],
+    ) -> Result<Vec<(i64, WhatsappSendState)>> {
+        let mut states = Vec::with_capacity(outbox_ids.len());
+        for ids in outbox_ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "{SEND_STATE} where o.id in ({})",
+                placeholders(1, ids.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                states.push((r.try_get("id")?, send_state(&r)?));
+            }
+        }
+        Ok(states)
     }
 
     /// Marks the row as outside the window until the citizen writes a message newer than

@@ -29,7 +29,7 @@ const PLAUSIBLE_AGE_SECS: i64 = 8 * 24 * 3600;
 
 /// A second look for rows whose window was being closed by an in-flight send while the
 /// citizen's message arrived (they were `sending`, so the first look could not move them).
-const REWAKE_AFTER: Duration = Duration::from_secs(2);
+pub(super) const REWAKE_AFTER: Duration = Duration::from_secs(2);
 
 /// Stores what the WhatsApp webhook receives and sets the rest in motion.
 #[derive(Clone)]
