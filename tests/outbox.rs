@@ -828,3 +828,52 @@ async fn a_prepared_window_state_serves_one_send_and_only_while_it_is_fresh() {
         assert_eq!(graph.messages().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn the_second_look_wakes_only_the_citizens_with_something_waiting_in_one_go() {
+    for h in common::backends().await {
+        let db = h.db().await;
+        for wa_id in ["waiting", "unreachable", "nothing", "not-looked-at"] {
+            wa_citizen(&h, wa_id, h.time() - 2 * 86_400).await;
+        }
+        let later = h.time() + WAIT_FOR_WINDOW as i64;
+        let mut rows = Vec::new();
+        for wa_id in ["waiting", "not-looked-at"] {
+            let id = h.store.enqueue(&wa_reply(wa_id), h.time()).await.unwrap();
+            sqlx::query(
+                "update outbox set wa_wait_after_inbox = 1, next_attempt_at = $1 where id = $2",
+            )
+            .bind(later)
+            .bind(id)
+            .execute(&db)
+            .await
+            .unwrap();
+            rows.push(id);
+        }
+        sqlx::query("update citizens set unreachable = 1 where external_id in ('unreachable', 'not-looked-at')")
+            .execute(&db)
+            .await
+            .unwrap();
+        // More recipients than one statement takes.
+        let mut looked_at: Vec<String> = (0..1200).map(|i| format!("9100000{i:05}")).collect();
+        looked_at.insert(1100, "waiting".to_owned());
+        looked_at.insert(700, "unreachable".to_owned());
+        looked_at.push("nothing".to_owned());
+
+        let woken = h
+            .store
+            .whatsapp_wake_waiting_all(&looked_at, h.time())
+            .await
+            .unwrap();
+        assert_eq!(woken, 1);
+        assert_eq!(row(&h, rows[0]).await.next_attempt_at, h.time());
+        assert_eq!(row(&h, rows[1]).await.next_attempt_at, later);
+        let unreachable: Vec<String> = sqlx::query_scalar(
+            "select external_id from citizens where unreachable <> 0 order by external_id",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        assert_eq!(unreachable, ["not-looked-at"]);
+    }
+}
