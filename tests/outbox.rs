@@ -11,8 +11,15 @@ use flows::catalog::Catalog;
 use flows::delivery::SendOutcome;
 use flows::message::Channel;
 use flows::reply::{Reply, Text};
-use seva::outbox::{ChannelSender, Dispatcher, RetryPolicy};
-use seva::store::{Claim, NewOutbox, OutboxKind, OutboxLane, OutboxRow, OutboxStatus, SendRecord};
+use seva::channels::whatsapp::sender::WAIT_FOR_WINDOW;
+use seva::channels::whatsapp::{WINDOW_SECS, WhatsappSender};
+use seva::outbox::{ChannelSender, Dispatcher, OutboundMessage, RetryPolicy};
+use seva::store::{
+    Claim, NewOutbox, OutboxKind, OutboxLane, OutboxRow, OutboxStatus, SendRecord, Store,
+};
+use sqlx::AnyPool;
+use webhook::testing::FakeGraph;
+use webhook::{GraphClient, Secret};
 
 fn reply(to: &str, id: &str) -> NewOutbox {
     NewOutbox {
@@ -516,5 +523,357 @@ async fn a_back_office_event_is_retried_past_the_attempt_limit_until_acknowledge
         d.run_once().await.unwrap();
         assert_eq!(row(&h, id).await.status, OutboxStatus::Sent);
         assert_eq!(fake.delivered(), [("backoffice".to_owned(), id)]);
+    }
+}
+
+// ---- WhatsApp: one window read per claimed batch -------------------------------------------
+
+fn wa_reply(to: &str) -> NewOutbox {
+    NewOutbox {
+        channel: Channel::Whatsapp,
+        ..reply(to, "menu-prompt")
+    }
+}
+
+/// A WhatsApp citizen whose last message (their only one) came at `at`.
+async fn wa_citizen(h: &Harness, wa_id: &str, at: i64) {
+    sqlx::query(
+        "insert into citizens (channel, external_id, created_at) values ('whatsapp', $1, $2)",
+    )
+    .bind(wa_id)
+    .bind(at)
+    .execute(&h.db().await)
+    .await
+    .unwrap();
+    wa_writes(&h.db().await, wa_id, at).await;
+}
+
+/// The citizen writes at `at`: what [`Store::admit`] records of it. Returns the inbox id.
+async fn wa_writes(db: &AnyPool, wa_id: &str, at: i64) -> i64 {
+    sqlx::query(
+        "update citizens set last_inbound_at = $1 where channel = 'whatsapp' and external_id = $2",
+    )
+    .bind(at)
+    .bind(wa_id)
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "insert into inbox (channel, provider_id, citizen_id, payload, received_at) \
+         select 'whatsapp', $1, id, '{}', $2 from citizens where channel = 'whatsapp' and external_id = $3 \
+         returning id",
+    )
+    .bind(format!("wamid.{:016x}", rand::random::<u64>()))
+    .bind(at)
+    .bind(wa_id)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+/// The WhatsApp sender over a pool of its own (returned too), without templates.
+async fn wa_sender(h: &Harness, graph: &FakeGraph) -> (Arc<WhatsappSender>, Store) {
+    let own = Store::connect(&h.url).await.unwrap();
+    let client = GraphClient::new(graph.url(), "1555", Secret::new("token"));
+    let sender = WhatsappSender::with_store(client, own.clone(), None, None).with_clock(h.clock());
+    (Arc::new(sender), own)
+}
+
+/// What happens after the sender prepared for a batch and before its sends.
+enum Meanwhile {
+    /// The sender's own pool closes: a send that reads the database fails.
+    PoolCloses(Store),
+    /// Time passes (the harness clock).
+    Passes(Arc<std::sync::atomic::AtomicI64>, i64),
+    /// The citizen writes, at that time.
+    CitizenWrites(AnyPool, String, i64),
+    Nothing,
+}
+
+/// The WhatsApp sender, with [`Meanwhile`] between each preparation and the sends.
+struct Between {
+    sender: Arc<WhatsappSender>,
+    meanwhile: Meanwhile,
+}
+
+#[async_trait::async_trait]
+impl ChannelSender for Between {
+    fn channel(&self) -> Channel {
+        Channel::Whatsapp
+    }
+
+    async fn prepare(&self, batch: &[&OutboundMessage]) {
+        self.sender.prepare(batch).await;
+        match &self.meanwhile {
+            Meanwhile::PoolCloses(store) => store.close().await,
+            Meanwhile::Passes(now, secs) => {
+                now.fetch_add(*secs, std::sync::atomic::Ordering::SeqCst);
+            }
+            Meanwhile::CitizenWrites(db, wa_id, at) => {
+                wa_writes(db, wa_id, *at).await;
+            }
+            Meanwhile::Nothing => {}
+        }
+    }
+
+    async fn send(&self, msg: &OutboundMessage) -> SendOutcome {
+        self.sender.send(msg).await
+    }
+}
+
+fn wa_dispatcher(h: &Harness, sender: Between) -> Dispatcher {
+    let sender: Arc<dyn ChannelSender> = Arc::new(sender);
+    Dispatcher::new(h.store.clone(), vec![sender], h.clock())
+}
+
+async fn wait_mark(h: &Harness, id: i64) -> Option<i64> {
+    sqlx::query_scalar("select wa_wait_after_inbox from outbox where id = $1")
+        .bind(id)
+        .fetch_one(&h.db().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_whatsapp_batch_reads_its_window_state_once_before_its_sends() {
+    for h in common::backends().await {
+        let graph = FakeGraph::start().await;
+        let (sender, own) = wa_sender(&h, &graph).await;
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            let wa_id = format!("91987654320{i}");
+            wa_citizen(&h, &wa_id, h.time() - 60).await;
+            ids.push(h.store.enqueue(&wa_reply(&wa_id), h.time()).await.unwrap());
+        }
+        let d = wa_dispatcher(
+            &h,
+            Between {
+                sender,
+                meanwhile: Meanwhile::PoolCloses(own),
+            },
+        );
+
+        // The sender's pool closes once the batch is prepared: no send may read it again.
+        assert_eq!(d.run_once().await.unwrap(), 6);
+        for id in &ids {
+            assert_eq!(row(&h, *id).await.status, OutboxStatus::Sent);
+        }
+        assert_eq!(graph.messages().len(), 6);
+
+        // Without a prepared state (the pool is closed now), a send reads its row, and fails.
+        let late = h
+            .store
+            .enqueue(&wa_reply("919876543200"), h.time())
+            .await
+            .unwrap();
+        assert_eq!(d.run_once().await.unwrap(), 1);
+        let r = row(&h, late).await;
+        assert_eq!((r.status, r.attempts), (OutboxStatus::Pending, 1));
+        assert!(
+            r.last_error.as_deref().unwrap().contains("window state"),
+            "{:?}",
+            r.last_error
+        );
+        assert_eq!(graph.messages().len(), 6);
+    }
+}
+
+#[tokio::test]
+async fn a_window_that_closes_between_the_batchs_read_and_the_send_is_closed() {
+    for h in common::backends().await {
+        let graph = FakeGraph::start().await;
+        let (sender, _) = wa_sender(&h, &graph).await;
+        wa_citizen(&h, "919876543210", h.time() - WINDOW_SECS + 1).await;
+        let id = h
+            .store
+            .enqueue(&wa_reply("919876543210"), h.time())
+            .await
+            .unwrap();
+        let d = wa_dispatcher(
+            &h,
+            Between {
+                sender,
+                meanwhile: Meanwhile::Passes(h.now.clone(), 2),
+            },
+        );
+
+        d.run_once().await.unwrap();
+        assert!(
+            graph.messages().is_empty(),
+            "no free text outside the window"
+        );
+        let r = row(&h, id).await;
+        assert_eq!(
+            (r.status, r.next_attempt_at),
+            (OutboxStatus::Pending, h.time() + WAIT_FOR_WINDOW as i64)
+        );
+        assert!(wait_mark(&h, id).await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_citizen_who_writes_between_the_batchs_read_and_the_send_gets_the_reply_after_the_second_look()
+ {
+    for h in common::backends().await {
+        let graph = FakeGraph::start().await;
+        let (sender, _) = wa_sender(&h, &graph).await;
+        let wa_id = "919876543211";
+        wa_citizen(&h, wa_id, h.time() - 2 * 86_400).await;
+        let id = h.store.enqueue(&wa_reply(wa_id), h.time()).await.unwrap();
+        let d = wa_dispatcher(
+            &h,
+            Between {
+                sender: sender.clone(),
+                meanwhile: Meanwhile::CitizenWrites(h.db().await, wa_id.to_owned(), h.time()),
+            },
+        );
+
+        // The batch's read saw the window closed; the send decides on it and waits.
+        d.run_once().await.unwrap();
+        assert!(graph.messages().is_empty());
+        assert_eq!(row(&h, id).await.status, OutboxStatus::Pending);
+        // The mark is the message that read saw, not the one that came after it.
+        let first_message: i64 = sqlx::query_scalar("select min(id) from inbox")
+            .fetch_one(&h.db().await)
+            .await
+            .unwrap();
+        assert_eq!(wait_mark(&h, id).await, Some(first_message));
+
+        // The sink's second look after that message makes the row due, and it goes out.
+        assert_eq!(
+            h.store
+                .whatsapp_wake_waiting(wa_id, h.time())
+                .await
+                .unwrap(),
+            1
+        );
+        let d = wa_dispatcher(
+            &h,
+            Between {
+                sender,
+                meanwhile: Meanwhile::Nothing,
+            },
+        );
+        assert_eq!(d.run_once().await.unwrap(), 1);
+        assert_eq!(row(&h, id).await.status, OutboxStatus::Sent);
+        assert_eq!(graph.messages().len(), 1);
+        assert_eq!(wait_mark(&h, id).await, None);
+    }
+}
+
+fn wa_message(id: i64, to: &str) -> OutboundMessage {
+    let content = Reply::text(Text::new("menu-prompt"));
+    OutboundMessage {
+        id,
+        citizen_id: None,
+        recipient: to.to_owned(),
+        kind: OutboxKind::Reply,
+        lang: Lang::Hi,
+        rendered: Catalog::global().render(Lang::Hi, &content),
+        content,
+        template: None,
+        event: None,
+        attempts: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_prepared_window_state_serves_one_send_and_only_while_it_is_fresh() {
+    for h in common::backends().await {
+        let graph = FakeGraph::start().await;
+        let (sender, _) = wa_sender(&h, &graph).await;
+        let wa_id = "919876543212";
+        wa_citizen(&h, wa_id, h.time() - 60).await;
+        let id = h.store.enqueue(&wa_reply(wa_id), h.time()).await.unwrap();
+        let msg = wa_message(id, wa_id);
+        let db = h.db().await;
+        let set_last_inbound = |at: Option<i64>| {
+            let db = db.clone();
+            async move {
+                sqlx::query("update citizens set last_inbound_at = $1 where external_id = $2")
+                    .bind(at)
+                    .bind(wa_id)
+                    .execute(&db)
+                    .await
+                    .unwrap();
+            }
+        };
+
+        sender.prepare(&[&msg]).await;
+        // From here on, a read of the row finds the window closed.
+        set_last_inbound(None).await;
+        let outcome = sender.send(&msg).await;
+        assert!(matches!(outcome, SendOutcome::Sent { .. }), "{outcome:?}");
+        let outcome = sender.send(&msg).await;
+        assert!(
+            matches!(outcome, SendOutcome::RetryAfter { secs } if secs == WAIT_FOR_WINDOW),
+            "read again, the prepared state being used up: {outcome:?}"
+        );
+
+        // A state prepared too long before its send is read again.
+        set_last_inbound(Some(h.time() - 60)).await;
+        sqlx::query("update outbox set wa_wait_after_inbox = null where id = $1")
+            .bind(id)
+            .execute(&db)
+            .await
+            .unwrap();
+        sender.prepare(&[&msg]).await;
+        set_last_inbound(None).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let outcome = sender.send(&msg).await;
+        assert!(
+            matches!(outcome, SendOutcome::RetryAfter { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(graph.messages().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_second_look_wakes_only_the_citizens_with_something_waiting_in_one_go() {
+    for h in common::backends().await {
+        let db = h.db().await;
+        for wa_id in ["waiting", "unreachable", "nothing", "not-looked-at"] {
+            wa_citizen(&h, wa_id, h.time() - 2 * 86_400).await;
+        }
+        let later = h.time() + WAIT_FOR_WINDOW as i64;
+        let mut rows = Vec::new();
+        for wa_id in ["waiting", "not-looked-at"] {
+            let id = h.store.enqueue(&wa_reply(wa_id), h.time()).await.unwrap();
+            sqlx::query(
+                "update outbox set wa_wait_after_inbox = 1, next_attempt_at = $1 where id = $2",
+            )
+            .bind(later)
+            .bind(id)
+            .execute(&db)
+            .await
+            .unwrap();
+            rows.push(id);
+        }
+        sqlx::query("update citizens set unreachable = 1 where external_id in ('unreachable', 'not-looked-at')")
+            .execute(&db)
+            .await
+            .unwrap();
+        // More recipients than one statement takes.
+        let mut looked_at: Vec<String> = (0..1200).map(|i| format!("9100000{i:05}")).collect();
+        looked_at.insert(1100, "waiting".to_owned());
+        looked_at.insert(700, "unreachable".to_owned());
+        looked_at.push("nothing".to_owned());
+
+        let woken = h
+            .store
+            .whatsapp_wake_waiting_all(&looked_at, h.time())
+            .await
+            .unwrap();
+        assert_eq!(woken, 1);
+        assert_eq!(row(&h, rows[0]).await.next_attempt_at, h.time());
+        assert_eq!(row(&h, rows[1]).await.next_attempt_at, later);
+        let unreachable: Vec<String> = sqlx::query_scalar(
+            "select external_id from citizens where unreachable <> 0 order by external_id",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        assert_eq!(unreachable, ["not-looked-at"]);
     }
 }

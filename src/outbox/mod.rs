@@ -74,6 +74,11 @@ pub struct OutboundMessage {
 #[async_trait]
 pub trait ChannelSender: Send + Sync {
     fn channel(&self) -> Channel;
+
+    /// The messages of one claimed batch for this channel, before any of their sends starts:
+    /// what a sender reads per message may be read once for all of them here.
+    async fn prepare(&self, _batch: &[&OutboundMessage]) {}
+
     async fn send(&self, msg: &OutboundMessage) -> SendOutcome;
 }
 
@@ -268,12 +273,12 @@ impl Dispatcher {
         }
     }
 
-    /// Claims due rows once and starts their sends in `sends`: one pacing slot taken before
-    /// each send, the sends themselves concurrent and recorded as each provider answers. Does
-    /// not wait for them: a recipient's next row is not claimable while this one is `sending`,
-    /// so the next claim may overlap these sends without breaking anyone's order. When `stop`
-    /// turns true halfway, the rows not yet started are handed back
-    /// ([`Store::release_claims`]).
+    /// Claims due rows once, shows each channel's sender its share ([`ChannelSender::prepare`])
+    /// and starts their sends in `sends`: one pacing slot taken before each send, the sends
+    /// themselves concurrent and recorded as each provider answers. Does not wait for them: a
+    /// recipient's next row is not claimable while this one is `sending`, so the next claim
+    /// may overlap these sends without breaking anyone's order. When `stop` turns true
+    /// halfway, the rows not yet started are handed back ([`Store::release_claims`]).
     async fn send_claimed(
         &self,
         claim: &Claim<'_>,
@@ -282,12 +287,8 @@ impl Dispatcher {
     ) -> Result<usize, StoreError> {
         let rows = self.store.claim_due(claim, self.clock.now()).await?;
         let handled = rows.len();
-        let mut unsent = Vec::new();
+        let mut ready: Vec<(OutboxRow, Arc<Route>, OutboundMessage)> = Vec::with_capacity(handled);
         for row in rows {
-            if stop.is_some_and(|s| *s.borrow()) {
-                unsent.push(row.id);
-                continue;
-            }
             let Some(route) = self.routes.get(&row.channel).cloned() else {
                 // Claimed only for our channels; kept as a guard against a future mismatch.
                 self.record(
@@ -299,17 +300,35 @@ impl Dispatcher {
                 .await?;
                 continue;
             };
-            let msg = match self.message(&row) {
-                Ok(msg) => msg,
+            match self.message(&row) {
+                Ok(msg) => ready.push((row, route, msg)),
                 Err(reason) => {
                     let dead = SendOutcome::Permanent {
                         code: "content".to_owned(),
                         reason,
                     };
                     self.record(&row, dead).await?;
-                    continue;
                 }
-            };
+            }
+        }
+        for channel in &self.channels {
+            let batch: Vec<&OutboundMessage> = ready
+                .iter()
+                .filter(|(row, ..)| row.channel == *channel)
+                .map(|(.., msg)| msg)
+                .collect();
+            if !batch.is_empty()
+                && let Some(route) = self.routes.get(channel)
+            {
+                route.sender.prepare(&batch).await;
+            }
+        }
+        let mut unsent = Vec::new();
+        for (row, route, msg) in ready {
+            if stop.is_some_and(|s| *s.borrow()) {
+                unsent.push(row.id);
+                continue;
+            }
             if let Some(pacer) = &route.pacer {
                 pacer.wait().await;
             }

@@ -92,59 +92,118 @@ fn kind_of(s: &str) -> Option<MediaKind> {
 const LAST_INBOX_OF_RECIPIENT: &str = "coalesce((select max(i.id) from inbox i join citizens c \
      on c.id = i.citizen_id where c.channel = outbox.channel and c.external_id = outbox.recipient), 0)";
 
-/// A citizen's WhatsApp rows waiting for the window that are not due yet ($1 now, $2 the
-/// channel, $3 the recipient).
-const WAITING: &str = "channel = $2 and recipient = $3 and status = 'pending' \
-     and wa_wait_after_inbox is not null and next_attempt_at > $1";
+/// Outbox ids per statement when many rows' send states are read together: well under the
+/// bind limits of both backends (SQLite 32,766, PostgreSQL 65,535), and a statement short
+/// enough to plan fast.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// Recipients per statement when many are looked at together (see [`IDS_PER_STATEMENT`]).
+const RECIPIENTS_PER_STATEMENT: usize = 500;
+
+/// `$from, $from+1, …`: `n` placeholders, for an `in (…)` list.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` citizens' WhatsApp rows waiting for the window that are not due yet ($1 now, $2 the
+/// channel, $3… the recipients).
+fn waiting(n: usize) -> String {
+    format!(
+        "channel = $2 and recipient in ({}) and status = 'pending' \
+         and wa_wait_after_inbox is not null and next_attempt_at > $1",
+        placeholders(3, n)
+    )
+}
 
 /// The citizen wrote: their rows waiting for the window are due now. Returns how many.
 pub(super) async fn wake_waiting(tx: &mut Tx, recipient: &str, now: i64) -> Result<u64> {
-    Ok(sqlx::query(&format!(
-        "update outbox set next_attempt_at = $1 where {WAITING}"
-    ))
-    .bind(now)
-    .bind(Channel::Whatsapp.as_str())
-    .bind(recipient)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected())
+    wake_waiting_all(tx, std::slice::from_ref(&recipient), now).await
+}
+
+/// [`wake_waiting`] for several citizens at once (at most [`RECIPIENTS_PER_STATEMENT`]).
+async fn wake_waiting_all(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64> {
+    let sql = format!(
+        "update outbox set next_attempt_at = $1 where {}",
+        waiting(recipients.len())
+    );
+    let mut q = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
+    for r in recipients {
+        q = q.bind(*r);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+/// The columns of [`WhatsappSendState`], from an outbox row `o` and its recipient citizen `c`.
+const SEND_STATE: &str = "select o.id, o.wa_wait_after_inbox, o.wa_templated_at, o.wa_parts_sent, \
+     c.last_inbound_at, (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
+     from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient";
+
+fn send_state(r: &sqlx::any::AnyRow) -> Result<WhatsappSendState> {
+    Ok(WhatsappSendState {
+        last_inbound_at: r.try_get("last_inbound_at")?,
+        wait_after_inbox: r.try_get("wa_wait_after_inbox")?,
+        last_inbox_id: r.try_get("last_inbox_id")?,
+        templated_at: r.try_get("wa_templated_at")?,
+        parts_sent: r
+            .try_get::<i64, _>("wa_parts_sent")?
+            .clamp(0, u32::MAX as i64) as u32,
+    })
 }
 
 impl Store {
     /// The window and template state of an outbox row (`None` when the row does not exist).
     pub async fn whatsapp_send_state(&self, outbox_id: i64) -> Result<Option<WhatsappSendState>> {
-        let row = sqlx::query(
-            "select o.wa_wait_after_inbox, o.wa_templated_at, o.wa_parts_sent, c.last_inbound_at, \
-             (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
-             from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient \
-             where o.id = $1",
-        )
-        .bind(outbox_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(WhatsappSendState {
-                last_inbound_at: r.try_get("last_inbound_at")?,
-                wait_after_inbox: r.try_get("wa_wait_after_inbox")?,
-                last_inbox_id: r.try_get("last_inbox_id")?,
-                templated_at: r.try_get("wa_templated_at")?,
-                parts_sent: r
-                    .try_get::<i64, _>("wa_parts_sent")?
-                    .clamp(0, u32::MAX as i64) as u32,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("{SEND_STATE} where o.id = $1"))
+            .bind(outbox_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(send_state).transpose()
     }
 
-    /// Marks the row as outside the window until the citizen writes again (an inbox id above
-    /// their latest one now). A mark already there is kept.
-    pub async fn whatsapp_close_window(&self, outbox_id: i64) -> Result<()> {
-        let sql = format!(
-            "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, {LAST_INBOX_OF_RECIPIENT}) \
-             where id = $1"
-        );
+    /// [`Store::whatsapp_send_state`] of several rows in one statement (per
+    /// [`IDS_PER_STATEMENT`] ids): the dispatcher's claimed batch, read before its sends start.
+    /// Rows that do not exist are left out.
+    pub async fn whatsapp_send_states(
+        &self,
+        outbox_ids: &[i64],
+    ) -> Result<Vec<(i64, WhatsappSendState)>> {
+        let mut states = Vec::with_capacity(outbox_ids.len());
+        for ids in outbox_ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "{SEND_STATE} where o.id in ({})",
+                placeholders(1, ids.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                states.push((r.try_get("id")?, send_state(&r)?));
+            }
+        }
+        Ok(states)
+    }
+
+    /// Marks the row as outside the window until the citizen writes a message newer than
+    /// `last_inbox_id`: the latest one the sender's decision saw (its [`WhatsappSendState`]),
+    /// not the latest one now, so a message that arrived after that read still reopens the
+    /// row (the second look after it makes the row due). A mark already there is kept.
+    pub async fn whatsapp_close_window(
+        &self,
+        outbox_id: i64,
+        last_inbox_id: Option<i64>,
+    ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(&sql).bind(outbox_id).execute(&mut *tx).await?;
+        sqlx::query(
+            "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, $1) where id = $2",
+        )
+        .bind(last_inbox_id.unwrap_or(0))
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,38 +245,58 @@ impl Store {
         Ok(())
     }
 
-    /// A second look after the citizen wrote (their message's own transaction made waiting
-    /// rows due and the citizen reachable, see [`Store::admit`]): rows that were `sending`
-    /// then and have since been marked as outside the window become due now, and a send that
-    /// failed meanwhile as "not a WhatsApp user" is overruled. Reads first and writes only
-    /// when there is something to change, which is rare. Returns how many rows became due.
+    /// A second look after citizens wrote (their messages' own transactions made waiting rows
+    /// due and the citizens reachable, see [`Store::admit`]): rows that were `sending` then
+    /// and have since been marked as outside the window become due now, and a send that
+    /// failed meanwhile as "not a WhatsApp user" is overruled. One read for all of them (per
+    /// [`RECIPIENTS_PER_STATEMENT`]), and a write only for the few that have something to
+    /// change. Returns how many rows became due.
+    pub async fn whatsapp_wake_waiting_all(&self, recipients: &[String], now: i64) -> Result<u64> {
+        let mut woken = 0;
+        for chunk in recipients.chunks(RECIPIENTS_PER_STATEMENT) {
+            let list = placeholders(3, chunk.len());
+            let sql = format!(
+                "select external_id from citizens where channel = $2 and external_id in ({list}) \
+                 and unreachable <> 0 union select recipient from outbox where {}",
+                waiting(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind(now)
+                .bind(Channel::Whatsapp.as_str());
+            for r in chunk {
+                q = q.bind(r);
+            }
+            let due = q.fetch_all(&self.pool).await?;
+            if due.is_empty() {
+                continue;
+            }
+            let due: Vec<&str> = due.iter().map(String::as_str).collect();
+            let mut tx = self.write().await?;
+            let sql = format!(
+                "update citizens set unreachable = 0 where channel = $1 and external_id in ({}) \
+                 and unreachable <> 0",
+                placeholders(2, due.len())
+            );
+            let mut q = sqlx::query(&sql).bind(Channel::Whatsapp.as_str());
+            for r in &due {
+                q = q.bind(*r);
+            }
+            q.execute(&mut *tx).await?;
+            let n = wake_waiting_all(&mut tx, &due, now).await?;
+            tx.commit().await?;
+            // Per chunk rather than once at the end: a later chunk may fail.
+            if n > 0 {
+                self.wake_fleet();
+            }
+            woken += n;
+        }
+        Ok(woken)
+    }
+
+    /// [`Store::whatsapp_wake_waiting_all`] for one citizen.
     pub async fn whatsapp_wake_waiting(&self, recipient: &str, now: i64) -> Result<u64> {
-        let waiting = sqlx::query(&format!(
-            "select 1 from citizens where channel = $2 and external_id = $3 and unreachable <> 0 \
-             union all select 1 from outbox where {WAITING} limit 1"
-        ))
-        .bind(now)
-        .bind(Channel::Whatsapp.as_str())
-        .bind(recipient)
-        .fetch_optional(&self.pool)
-        .await?;
-        if waiting.is_none() {
-            return Ok(0);
-        }
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "update citizens set unreachable = 0 where channel = $1 and external_id = $2 and unreachable <> 0",
-        )
-        .bind(Channel::Whatsapp.as_str())
-        .bind(recipient)
-        .execute(&mut *tx)
-        .await?;
-        let n = wake_waiting(&mut tx, recipient, now).await?;
-        tx.commit().await?;
-        if n > 0 {
-            self.wake_fleet();
-        }
-        Ok(n)
+        self.whatsapp_wake_waiting_all(&[recipient.to_owned()], now)
+            .await
     }
 
     /// The citizen cannot be reached on WhatsApp (131026: not a WhatsApp user).

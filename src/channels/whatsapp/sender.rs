@@ -12,16 +12,24 @@
 //! language (`SEVA_WHATSAPP_TEMPLATE_HI` / `_EN`) — and otherwise waits until the citizen next
 //! writes: the row stays pending (rechecked every [`WAIT_FOR_WINDOW`] without calling Meta),
 //! and the webhook sink makes it due the moment a message from that citizen is stored.
+//!
+//! The window state of a claimed batch is read in one statement before its sends start
+//! ([`ChannelSender::prepare`]); each send takes its row's state from there, or reads it alone.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
+use dashmap::DashMap;
 use flows::Lang;
 use flows::delivery::SendOutcome;
 use flows::message::Channel;
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 use webhook::graph::REENGAGEMENT;
 use webhook::{GraphClient, Recipient, render, render_template};
 
 use super::WINDOW_SECS;
+use super::sink::REWAKE_AFTER;
 use crate::clock::Clock;
 use crate::metrics;
 use crate::outbox::{ChannelSender, OutboundMessage};
@@ -33,6 +41,19 @@ pub const WAIT_FOR_WINDOW: u64 = 15 * 60;
 
 /// Meta's "message undeliverable" (not a WhatsApp user, old app, terms not accepted).
 const UNDELIVERABLE: &str = "131026";
+
+/// How long a state read by [`ChannelSender::prepare`] may stand in for a read at send time.
+/// The citizen may write after it was read, and a send deciding on the older state then
+/// closes the window for a row it should have sent; the sink's second look, which comes
+/// [`REWAKE_AFTER`] after that message, makes the row due again, but only if the send has
+/// been recorded by then. A paced batch at the default 80/s is sent within this.
+const PREPARED_FOR: Duration = Duration::from_secs(1);
+const _: () = assert!(PREPARED_FOR.as_millis() * 2 <= REWAKE_AFTER.as_millis());
+
+/// Prepared states kept at most: a bound for rows prepared and then never sent (a batch handed
+/// back at shutdown), far above what the dispatcher's batches leave unsent within
+/// [`PREPARED_FOR`].
+const PREPARED_MAX: usize = 4096;
 
 /// The database, for the window and template state of each row. The dispatcher's senders are
 /// built before `serve` opens its store, so the sender connects its own small pool to the same
@@ -60,6 +81,8 @@ pub struct WhatsappSender {
     template_hi: Option<String>,
     template_en: Option<String>,
     clock: Clock,
+    /// Send states read for a claimed batch, by outbox id, with when they were read.
+    prepared: DashMap<i64, (Instant, WhatsappSendState)>,
 }
 
 fn transient(what: &str, e: &StoreError) -> SendOutcome {
@@ -86,6 +109,7 @@ impl WhatsappSender {
             template_hi,
             template_en,
             clock: Clock::system(),
+            prepared: DashMap::new(),
         }
     }
 
@@ -102,6 +126,7 @@ impl WhatsappSender {
             template_hi,
             template_en,
             clock: Clock::system(),
+            prepared: DashMap::new(),
         }
     }
 
@@ -146,7 +171,10 @@ impl WhatsappSender {
             metrics::provider_outcome(Channel::Whatsapp, &outcome);
             return outcome;
         }
-        if let Err(e) = store.whatsapp_close_window(msg.id).await {
+        if let Err(e) = store
+            .whatsapp_close_window(msg.id, state.last_inbox_id)
+            .await
+        {
             return transient("window mark not stored", &e);
         }
         tracing::info!(
@@ -157,6 +185,13 @@ impl WhatsappSender {
         SendOutcome::RetryAfter {
             secs: WAIT_FOR_WINDOW,
         }
+    }
+
+    /// The row's state as [`ChannelSender::prepare`] read it, taken so that it is used once,
+    /// when it is recent enough ([`PREPARED_FOR`]).
+    fn take_prepared(&self, outbox_id: i64) -> Option<WhatsappSendState> {
+        let (_, (read_at, state)) = self.prepared.remove(&outbox_id)?;
+        (read_at.elapsed() < PREPARED_FOR).then_some(state)
     }
 
     /// Inside the window: every request body of the rendered reply, in order, from the first
@@ -196,7 +231,10 @@ impl WhatsappSender {
                         outbox = msg.id,
                         "Meta says the 24-hour window is closed (131047)"
                     );
-                    if let Err(e) = store.whatsapp_close_window(msg.id).await {
+                    if let Err(e) = store
+                        .whatsapp_close_window(msg.id, state.last_inbox_id)
+                        .await
+                    {
                         return transient("window mark not stored", &e);
                     }
                     return self.outside_window(store, msg, to, state).await;
@@ -227,14 +265,39 @@ impl ChannelSender for WhatsappSender {
         Channel::Whatsapp
     }
 
+    async fn prepare(&self, batch: &[&OutboundMessage]) {
+        // Stale entries (rows never sent) go first, so the map holds about one batch.
+        self.prepared
+            .retain(|_, (read_at, _)| read_at.elapsed() < PREPARED_FOR);
+        if batch.is_empty() || self.prepared.len() + batch.len() > PREPARED_MAX {
+            return;
+        }
+        let Ok(store) = self.store.get().await else {
+            // Each send reads its own state, and reports the failure.
+            return;
+        };
+        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        let read_at = Instant::now();
+        match store.whatsapp_send_states(&ids).await {
+            // An entry left from an earlier claim of the same row is replaced.
+            Ok(states) => states.into_iter().for_each(|(id, state)| {
+                self.prepared.insert(id, (read_at, state));
+            }),
+            Err(e) => tracing::debug!(error = %e, "whatsapp send states not read for the batch"),
+        }
+    }
+
     async fn send(&self, msg: &OutboundMessage) -> SendOutcome {
         let store = match self.store.get().await {
             Ok(store) => store,
             Err(e) => return transient("cannot open the database", &e),
         };
-        let mut state = match store.whatsapp_send_state(msg.id).await {
-            Ok(state) => state.unwrap_or_default(),
-            Err(e) => return transient("cannot read the window state", &e),
+        let mut state = match self.take_prepared(msg.id) {
+            Some(state) => state,
+            None => match store.whatsapp_send_state(msg.id).await {
+                Ok(state) => state.unwrap_or_default(),
+                Err(e) => return transient("cannot read the window state", &e),
+            },
         };
         let to = Recipient::for_sender(&msg.recipient);
         if state.templated_at.is_some() {

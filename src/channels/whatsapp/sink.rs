@@ -9,7 +9,10 @@
 //! each message is marked as read and media downloads start. A redelivered wamid changes
 //! nothing and starts nothing.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,7 +32,7 @@ const PLAUSIBLE_AGE_SECS: i64 = 8 * 24 * 3600;
 
 /// A second look for rows whose window was being closed by an in-flight send while the
 /// citizen's message arrived (they were `sending`, so the first look could not move them).
-const REWAKE_AFTER: Duration = Duration::from_secs(2);
+pub(super) const REWAKE_AFTER: Duration = Duration::from_secs(2);
 
 /// Stores what the WhatsApp webhook receives and sets the rest in motion.
 #[derive(Clone)]
@@ -38,15 +41,25 @@ pub struct RuntimeSink {
     graph: GraphClient,
     media: Arc<MediaFetcher>,
     background: bool,
+    second_look: Arc<SecondLook>,
 }
 
 impl RuntimeSink {
     pub fn new(runtime: Runtime, graph: GraphClient, media: Arc<MediaFetcher>) -> RuntimeSink {
+        let looker = runtime.clone();
+        let second_look = SecondLook::new(
+            REWAKE_AFTER,
+            Box::new(move |due| {
+                let runtime = looker.clone();
+                Box::pin(async move { wake_waiting(&runtime, due).await })
+            }),
+        );
         RuntimeSink {
             runtime,
             graph,
             media,
             background: true,
+            second_look,
         }
     }
 
@@ -94,6 +107,7 @@ impl RuntimeSink {
     fn start(&self, citizens: Vec<NewFrom>, wamids: Vec<String>, media: Vec<String>) {
         for citizen in citizens {
             let runtime = self.runtime.clone();
+            let second_look = self.second_look.clone();
             let NewFrom {
                 citizen_id,
                 recipient,
@@ -103,11 +117,7 @@ impl RuntimeSink {
                 if !processed && let Err(e) = runtime.process(citizen_id).await {
                     tracing::warn!(citizen = citizen_id, error = %e, "turn failed; the sweeper will retry");
                 }
-                // The second look is not worth holding a shutdown for.
-                tokio::spawn(async move {
-                    tokio::time::sleep(REWAKE_AFTER).await;
-                    wake_waiting(&runtime, &recipient).await;
-                });
+                second_look.queue(recipient);
             });
         }
         for wamid in wamids {
@@ -134,16 +144,96 @@ struct NewFrom {
     processed: bool,
 }
 
-/// The second look at the citizen's WhatsApp rows waiting for the window.
-async fn wake_waiting(runtime: &Runtime, recipient: &str) {
+/// What a second look does with the recipients due for it.
+type Look = Box<dyn Fn(Vec<String>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The second looks at rows waiting for the window, taken together: one read every
+/// [`REWAKE_AFTER`] for everyone who wrote meanwhile, not one per message. Each recipient is
+/// looked at between one and two `every`s after they were queued. The task that looks runs
+/// only while someone is queued, and shutdown does not wait for it.
+struct SecondLook {
+    every: Duration,
+    look: Look,
+    queue: Mutex<Looks>,
+}
+
+#[derive(Default)]
+struct Looks {
+    /// Looked at on the next tick: queued before the last tick, or just before the task
+    /// started (its first tick is a whole `every` away).
+    ripe: HashSet<String>,
+    /// Queued since the last tick: the next tick may be sooner than `every` away, so they
+    /// become ripe then and are looked at on the tick after.
+    fresh: HashSet<String>,
+    /// Whether the task runs; it stops when a tick finds nobody queued.
+    running: bool,
+}
+
+impl SecondLook {
+    fn new(every: Duration, look: Look) -> Arc<SecondLook> {
+        Arc::new(SecondLook {
+            every,
+            look,
+            queue: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Looks> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A second look at `recipient`'s rows, `every` from now or up to twice that.
+    fn queue(self: &Arc<Self>, recipient: String) {
+        let mut looks = self.lock();
+        if looks.running {
+            looks.fresh.insert(recipient);
+            return;
+        }
+        looks.ripe.insert(recipient);
+        looks.running = true;
+        drop(looks);
+        let this = self.clone();
+        tokio::spawn(async move { this.run().await });
+    }
+
+    async fn run(&self) {
+        loop {
+            tokio::time::sleep(self.every).await;
+            let due = {
+                let mut looks = self.lock();
+                let fresh = std::mem::take(&mut looks.fresh);
+                let due = std::mem::replace(&mut looks.ripe, fresh);
+                if due.is_empty() && looks.ripe.is_empty() {
+                    looks.running = false;
+                    return;
+                }
+                due
+            };
+            if !due.is_empty() {
+                (self.look)(due.into_iter().collect()).await;
+            }
+        }
+    }
+}
+
+/// The second look at these citizens' WhatsApp rows waiting for the window.
+async fn wake_waiting(runtime: &Runtime, recipients: Vec<String>) {
     let now = runtime.clock().now();
-    match runtime.store().whatsapp_wake_waiting(recipient, now).await {
+    match runtime
+        .store()
+        .whatsapp_wake_waiting_all(&recipients, now)
+        .await
+    {
         Ok(0) => {}
         Ok(n) => {
             tracing::info!(rows = n, "whatsapp messages waiting for the window are due");
             runtime.wake().notify_one();
         }
-        Err(e) => tracing::warn!(error = %e, "waiting whatsapp messages not woken"),
+        Err(e) => tracing::warn!(
+            recipients = recipients.len(),
+            error = %e,
+            "waiting whatsapp messages not woken"
+        ),
     }
 }
 
@@ -289,5 +379,62 @@ impl WhatsappSink for RuntimeSink {
             self.runtime.wake().notify_one();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// Each look: when, and whom (sorted).
+    type Seen = Arc<Mutex<Vec<(Instant, Vec<String>)>>>;
+
+    fn recording(every: Duration) -> (Arc<SecondLook>, Seen) {
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let look: Look = Box::new(move |mut due| {
+            due.sort();
+            record.lock().unwrap().push((Instant::now(), due));
+            Box::pin(async {})
+        });
+        (SecondLook::new(every, look), seen)
+    }
+
+    #[tokio::test]
+    async fn each_recipient_is_looked_at_once_between_one_and_two_intervals_later() {
+        let every = Duration::from_millis(500);
+        let (second_look, seen) = recording(every);
+        let start = Instant::now();
+        second_look.queue("a".to_owned());
+        tokio::time::sleep(every / 2).await;
+        let b_at = Instant::now();
+        second_look.queue("b".to_owned());
+        second_look.queue("c".to_owned());
+        second_look.queue("b".to_owned());
+        tokio::time::sleep(every * 3).await;
+
+        let looks = seen.lock().unwrap().clone();
+        let whom: Vec<Vec<String>> = looks.iter().map(|(_, due)| due.clone()).collect();
+        assert_eq!(
+            whom,
+            [vec!["a"], vec!["b", "c"]],
+            "one look per tick, deduplicated"
+        );
+        assert!(looks[0].0 - start >= every && looks[0].0 - start < every * 2);
+        assert!(looks[1].0 - b_at >= every && looks[1].0 - b_at < every * 2);
+        assert!(
+            !second_look.lock().running,
+            "the task stops once nobody is queued"
+        );
+
+        second_look.queue("a".to_owned());
+        let again = Instant::now();
+        tokio::time::sleep(every * 3 / 2).await;
+        let looks = seen.lock().unwrap().clone();
+        assert_eq!(looks.len(), 3, "a new message starts the task again");
+        assert_eq!(looks[2].1, ["a"]);
+        assert!(looks[2].0 - again >= every);
     }
 }
