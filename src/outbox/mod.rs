@@ -16,6 +16,7 @@
 //! that channel's lead ([`Store::lead`]), so one replica sends per provider and the pacing holds
 //! for the fleet; rows are claimed with `for update skip locked` all the same.
 
+pub mod prepared;
 pub mod terminal;
 
 use std::collections::HashMap;
@@ -654,12 +655,7 @@ impl RecordWriter {
         tokio::spawn(async move {
             while let Some(first) = incoming.recv().await {
                 let mut batch = vec![first];
-                while batch.len() < RECORD_BATCH {
-                    match incoming.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+                crate::runtime::gather(&mut incoming, &mut batch, RECORD_BATCH).await;
                 let rows: Vec<SendOutcomeRow> = batch.iter().map(|(row, _)| row.clone()).collect();
                 if db.record_sends(&rows).await.is_ok() {
                     for (_, done) in batch {

@@ -3,6 +3,7 @@
 //! Seva works in private chats.
 
 use flows::message::Channel;
+use sqlx::Row;
 
 use super::{Backend, Result, Store, Tx, upsert_citizen};
 
@@ -62,6 +63,29 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(flag.unwrap_or(0) != 0)
+    }
+
+    /// Which of these citizens are marked unreachable, in one statement per 500.
+    pub async fn citizens_unreachable(&self, citizen_ids: &[i64]) -> Result<Vec<(i64, bool)>> {
+        let mut flags = Vec::with_capacity(citizen_ids.len());
+        for chunk in citizen_ids.chunks(500) {
+            let list = (1..=chunk.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("select id, unreachable from citizens where id in ({list})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                flags.push((
+                    row.try_get("id")?,
+                    row.try_get::<i64, _>("unreachable")? != 0,
+                ));
+            }
+        }
+        Ok(flags)
     }
 
     /// Notes a message in the group chat `chat_id` and claims the right to tell it, once, that

@@ -10,6 +10,7 @@
 //!   minute in a group (shared/spec/protocol-facts.md §2.6). The dispatcher paces the channel
 //!   as a whole (`SEVA_TELEGRAM_MPS`); [`ChatPacer`] paces each chat (`SEVA_TELEGRAM_CHAT_MPS`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::config::TelegramConfig;
 use crate::metrics;
+use crate::outbox::prepared::Prepared;
 use crate::outbox::{ChannelSender, OutboundMessage};
 use crate::store::telegram::{ReachabilityAt, ReachabilityChange};
 use crate::store::{OutboxKind, Store};
@@ -47,7 +49,17 @@ pub struct TelegramChannel {
     store: StoreHandle,
     hi: RenderOptions,
     en: RenderOptions,
+    /// Each row's citizen's unreachable flag, read for its whole batch.
+    prepared: Prepared<bool>,
 }
+
+/// How long a flag read for a batch stands in for a read at send time: a flag a few moments
+/// old at worst sends one message to a citizen who just blocked the bot (Telegram answers
+/// 403 and the row is dead, as it would be a moment later).
+const PREPARED_FOR: Duration = Duration::from_secs(1);
+
+/// Flags kept at most (rows prepared and never sent).
+const PREPARED_MAX: usize = 4096;
 
 /// The database, for the unreachable flag. The dispatcher's senders are built before `serve`
 /// opens its store, so the sender connects its own (small) pool to the same database on
@@ -107,6 +119,7 @@ impl TelegramChannel {
             store,
             hi: render_options(Lang::Hi),
             en: render_options(Lang::En),
+            prepared: Prepared::new(PREPARED_FOR, PREPARED_MAX),
         }
     }
 
@@ -122,7 +135,10 @@ impl TelegramChannel {
         }
     }
 
-    async fn unreachable(&self, citizen_id: i64) -> bool {
+    async fn unreachable(&self, outbox_id: i64, citizen_id: i64) -> bool {
+        if let Some(flag) = self.prepared.take(outbox_id) {
+            return flag;
+        }
         let Some(store) = self.store.get().await else {
             return false;
         };
@@ -181,6 +197,37 @@ impl ChannelSender for TelegramChannel {
         Channel::Telegram
     }
 
+    /// The unreachable flags of the batch's citizens in one read, for each row's send.
+    async fn prepare(&self, batch: &[&OutboundMessage]) {
+        let rows: Vec<(i64, i64)> = batch
+            .iter()
+            .filter(|m| m.kind != OutboxKind::Alert)
+            .filter_map(|m| Some((m.id, m.citizen_id?)))
+            .collect();
+        if !self.prepared.room_for(rows.len()) {
+            return;
+        }
+        let Some(store) = self.store.get().await else {
+            return;
+        };
+        let mut citizens: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        citizens.sort_unstable();
+        citizens.dedup();
+        let read_at = Instant::now();
+        match store.citizens_unreachable(&citizens).await {
+            Ok(flags) => {
+                let flags: HashMap<i64, bool> = flags.into_iter().collect();
+                // A citizen missing from the answer has no flag, like the single read says.
+                self.prepared.fill(
+                    read_at,
+                    rows.iter()
+                        .map(|&(id, citizen)| (id, flags.get(&citizen).copied().unwrap_or(false))),
+                );
+            }
+            Err(e) => tracing::debug!(error = %e, "unreachable flags not read for the batch"),
+        }
+    }
+
     async fn send(&self, msg: &OutboundMessage) -> SendOutcome {
         let Ok(chat_id) = msg.recipient.trim().parse::<i64>() else {
             return SendOutcome::Permanent {
@@ -191,7 +238,7 @@ impl ChannelSender for TelegramChannel {
         // Alerts go to a station's chat; only a citizen's own chat has a reachability flag.
         let citizen = msg.citizen_id.filter(|_| msg.kind != OutboxKind::Alert);
         if let Some(citizen_id) = citizen
-            && self.unreachable(citizen_id).await
+            && self.unreachable(msg.id, citizen_id).await
         {
             tracing::debug!(
                 outbox = msg.id,

@@ -19,7 +19,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dashmap::DashMap;
 use flows::Lang;
 use flows::delivery::SendOutcome;
 use flows::message::Channel;
@@ -32,6 +31,7 @@ use super::WINDOW_SECS;
 use super::sink::REWAKE_AFTER;
 use crate::clock::Clock;
 use crate::metrics;
+use crate::outbox::prepared::Prepared;
 use crate::outbox::{ChannelSender, OutboundMessage};
 use crate::store::{Store, StoreError, WhatsappSendState};
 
@@ -82,7 +82,7 @@ pub struct WhatsappSender {
     template_en: Option<String>,
     clock: Clock,
     /// Send states read for a claimed batch, by outbox id, with when they were read.
-    prepared: DashMap<i64, (Instant, WhatsappSendState)>,
+    prepared: Prepared<WhatsappSendState>,
 }
 
 fn transient(what: &str, e: &StoreError) -> SendOutcome {
@@ -109,7 +109,7 @@ impl WhatsappSender {
             template_hi,
             template_en,
             clock: Clock::system(),
-            prepared: DashMap::new(),
+            prepared: Prepared::new(PREPARED_FOR, PREPARED_MAX),
         }
     }
 
@@ -126,7 +126,7 @@ impl WhatsappSender {
             template_hi,
             template_en,
             clock: Clock::system(),
-            prepared: DashMap::new(),
+            prepared: Prepared::new(PREPARED_FOR, PREPARED_MAX),
         }
     }
 
@@ -185,13 +185,6 @@ impl WhatsappSender {
         SendOutcome::RetryAfter {
             secs: WAIT_FOR_WINDOW,
         }
-    }
-
-    /// The row's state as [`ChannelSender::prepare`] read it, taken so that it is used once,
-    /// when it is recent enough ([`PREPARED_FOR`]).
-    fn take_prepared(&self, outbox_id: i64) -> Option<WhatsappSendState> {
-        let (_, (read_at, state)) = self.prepared.remove(&outbox_id)?;
-        (read_at.elapsed() < PREPARED_FOR).then_some(state)
     }
 
     /// Inside the window: every request body of the rendered reply, in order, from the first
@@ -266,10 +259,7 @@ impl ChannelSender for WhatsappSender {
     }
 
     async fn prepare(&self, batch: &[&OutboundMessage]) {
-        // Stale entries (rows never sent) go first, so the map holds about one batch.
-        self.prepared
-            .retain(|_, (read_at, _)| read_at.elapsed() < PREPARED_FOR);
-        if batch.is_empty() || self.prepared.len() + batch.len() > PREPARED_MAX {
+        if !self.prepared.room_for(batch.len()) {
             return;
         }
         let Ok(store) = self.store.get().await else {
@@ -279,10 +269,7 @@ impl ChannelSender for WhatsappSender {
         let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
         let read_at = Instant::now();
         match store.whatsapp_send_states(&ids).await {
-            // An entry left from an earlier claim of the same row is replaced.
-            Ok(states) => states.into_iter().for_each(|(id, state)| {
-                self.prepared.insert(id, (read_at, state));
-            }),
+            Ok(states) => self.prepared.fill(read_at, states),
             Err(e) => tracing::debug!(error = %e, "whatsapp send states not read for the batch"),
         }
     }
@@ -292,7 +279,7 @@ impl ChannelSender for WhatsappSender {
             Ok(store) => store,
             Err(e) => return transient("cannot open the database", &e),
         };
-        let mut state = match self.take_prepared(msg.id) {
+        let mut state = match self.prepared.take(msg.id) {
             Some(state) => state,
             None => match store.whatsapp_send_state(msg.id).await {
                 Ok(state) => state.unwrap_or_default(),
