@@ -38,11 +38,12 @@ use crate::limits::{CitizenLimits, HELD_BACK_NOTE};
 use crate::metrics;
 pub use crate::store::Accepted;
 use crate::store::{
-    Admitted, Citizen, Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError, StoredReport,
-    Turn,
+    Admitted, Citizen, Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError,
+    StoredReport, Turn,
 };
 
 mod group_commit;
+pub(crate) use group_commit::gather;
 
 /// The dialogue step the runtime calls: `flows::engine::step`, or a scripted one in tests.
 pub type Engine = Arc<dyn Fn(Conversation, &Input, &Ctx<'_>) -> Outcome + Send + Sync>;
@@ -113,6 +114,16 @@ pub enum Handled {
     Stored { citizen_id: i64, inbox_id: i64 },
     /// The provider id was seen before: nothing changed.
     Duplicate { citizen_id: i64 },
+}
+
+impl Handled {
+    pub fn citizen_id(self) -> i64 {
+        match self {
+            Handled::Processed { citizen_id, .. }
+            | Handled::Stored { citizen_id, .. }
+            | Handled::Duplicate { citizen_id } => citizen_id,
+        }
+    }
 }
 
 impl From<Accepted> for Handled {

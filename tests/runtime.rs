@@ -568,3 +568,111 @@ async fn citizens_are_processed_concurrently_each_in_order() {
         }
     }
 }
+
+/// Many citizens writing at once share commits (group commit); each is still answered once,
+/// in order, and a redelivery racing its original is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citizens_writing_at_once_are_each_answered_once_in_order() {
+    for h in common::backends().await {
+        let rt = h.runtime();
+        let mut tasks = Vec::new();
+        for c in 0..30 {
+            let rt = rt.clone();
+            tasks.push(tokio::spawn(async move {
+                let who = format!("c{c}");
+                let first = text(&who, &format!("{who}-1"), &format!("{who} one"));
+                // The original and its redelivery race for the same batch.
+                let (a, b) =
+                    tokio::join!(rt.accept_and_process(&first), rt.accept_and_process(&first));
+                let second = rt
+                    .accept_and_process(&text(&who, &format!("{who}-2"), &format!("{who} two")))
+                    .await
+                    .unwrap();
+                (who, [a.unwrap(), b.unwrap(), second])
+            }));
+        }
+        let db = h.db().await;
+        for task in tasks {
+            let (who, handled) = task.await.unwrap();
+            let processed = handled
+                .iter()
+                .filter(|h| matches!(h, Handled::Processed { .. }))
+                .count();
+            let duplicates = handled
+                .iter()
+                .filter(|h| matches!(h, Handled::Duplicate { .. }))
+                .count();
+            assert_eq!((processed, duplicates), (2, 1), "{who}: {handled:?}");
+            let citizen = handled[2].citizen_id();
+            let said: Vec<_> = replies(&db, citizen)
+                .await
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect();
+            assert_eq!(
+                said,
+                [
+                    serde_json::json!(format!("{who} one")),
+                    serde_json::json!(format!("{who} two"))
+                ],
+                "{who}"
+            );
+        }
+        let waiting: i64 =
+            sqlx::query_scalar("select count(*) from inbox where processed_at is null")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(waiting, 0);
+    }
+}
+
+/// A message the engine cannot handle fails its whole batch; the batch is undone and its
+/// messages handled one by one, so the others are answered as if it were not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_does_not_cost_the_others_sharing_its_commit() {
+    for h in common::backends().await {
+        let rt = h.runtime();
+        let mut tasks = Vec::new();
+        for c in 0..12 {
+            let rt = rt.clone();
+            tasks.push(tokio::spawn(async move {
+                let who = format!("c{c}");
+                let body = if c == 5 {
+                    "boom".to_owned()
+                } else {
+                    format!("{who} hi")
+                };
+                let handled = rt
+                    .accept_and_process(&text(&who, &who, &body))
+                    .await
+                    .unwrap();
+                (c, body, handled)
+            }));
+        }
+        let db = h.db().await;
+        for task in tasks {
+            let (c, body, handled) = task.await.unwrap();
+            if c == 5 {
+                // As alone: stored, its turn left to the caller, which apologizes once.
+                let Handled::Stored { citizen_id, .. } = handled else {
+                    panic!("{handled:?}")
+                };
+                assert!(replies(&db, citizen_id).await.is_empty());
+                let done = rt.process(citizen_id).await.unwrap();
+                assert_eq!((done.messages, done.failed), (1, 1));
+                assert_eq!(reply_ids(&db, citizen_id).await, [ERROR_REPLY_ID]);
+            } else {
+                let Handled::Processed { citizen_id, .. } = handled else {
+                    panic!("{c}: {handled:?}")
+                };
+                let said: Vec<_> = replies(&db, citizen_id)
+                    .await
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect();
+                assert_eq!(said, [serde_json::json!(body)]);
+            }
+        }
+    }
+}

@@ -57,12 +57,7 @@ pub(super) fn start(inner: &Arc<Inner>) -> Queue {
                         return;
                     };
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match jobs.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
+                    gather(&mut jobs, &mut batch, MAX_BATCH).await;
                     batch
                 };
                 let Some(inner) = inner.upgrade() else {
@@ -75,13 +70,39 @@ pub(super) fn start(inner: &Arc<Inner>) -> Queue {
     queue
 }
 
+/// Takes what is queued into `batch` (up to `max`), yielding to the scheduler while that
+/// brings more: requests already read from their sockets reach the queue first, so a busy
+/// moment makes one batch instead of many small ones, and an idle one waits for nothing.
+pub(crate) async fn gather<T>(
+    queue: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+) {
+    for _ in 0..GATHER_YIELDS {
+        while batch.len() < max {
+            match queue.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        if batch.len() >= max {
+            return;
+        }
+        let before = batch.len();
+        tokio::task::yield_now().await;
+        if queue.is_empty() && batch.len() == before {
+            return;
+        }
+    }
+}
+
+/// Yields per gather at most, so a steady trickle cannot hold a batch open.
+const GATHER_YIELDS: usize = 4;
+
 impl Runtime {
     /// Queues the message for the next batch and waits for its commit.
     pub(super) async fn accept_in_batch(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
-        let queue = self
-            .inner
-            .group_commit
-            .get_or_init(|| start(&self.inner));
+        let queue = self.inner.group_commit.get_or_init(|| start(&self.inner));
         let (answer, answered) = oneshot::channel();
         let job = Job {
             msg: msg.clone(),

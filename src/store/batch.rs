@@ -16,7 +16,7 @@ use flows::message::{Channel, Inbound};
 use sqlx::Row;
 
 use super::{
-    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Tx, Turn,
+    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Turn, Tx,
     citizen_from_row, corrupt,
 };
 
@@ -86,7 +86,8 @@ impl Store {
                 .map(|(n, c)| ((c.channel, c.external_id.as_str()), n))
                 .collect();
             let citizen_of = |i: usize| index[&(msgs[i].channel, msgs[i].sender.as_str())];
-            let stored = insert_inbox(&mut tx, msgs, &payloads, &todo, &citizens, &index, now).await?;
+            let stored =
+                insert_inbox(&mut tx, msgs, &payloads, &todo, &citizens, &index, now).await?;
             if stored.len() < todo.len() {
                 for &i in &todo {
                     if !stored.contains_key(&(msgs[i].channel, msgs[i].provider_id.as_str())) {
@@ -152,15 +153,23 @@ async fn upsert_citizens(
     for &i in todo {
         let m = msgs[i];
         // As in `Store::admit`: when the citizen wrote, as far as it is plausible.
-        let written = if m.sent_at > 0 { m.sent_at.min(now) } else { now };
-        let at = latest.entry((m.channel, m.sender.as_str())).or_insert(written);
+        let written = if m.sent_at > 0 {
+            m.sent_at.min(now)
+        } else {
+            now
+        };
+        let at = latest
+            .entry((m.channel, m.sender.as_str()))
+            .or_insert(written);
         *at = (*at).max(written);
     }
     let mut keys: Vec<_> = latest.into_iter().collect();
     keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
     let mut citizens = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let values = placeholders(chunk.len(), 3, |n| format!("(${}, ${}, 1, 0, $1, ${})", n[0], n[1], n[2]));
+        let values = placeholders(chunk.len(), 3, |n| {
+            format!("(${}, ${}, 1, 0, $1, ${})", n[0], n[1], n[2])
+        });
         let sql = format!(
             "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
              values {values} on conflict (channel, external_id) do update set \
@@ -218,7 +227,10 @@ async fn insert_inbox<'m>(
             }) else {
                 return Err(corrupt("inbox row of the batch", &provider_id));
             };
-            stored.insert((msgs[i].channel, msgs[i].provider_id.as_str()), row.try_get("id")?);
+            stored.insert(
+                (msgs[i].channel, msgs[i].provider_id.as_str()),
+                row.try_get("id")?,
+            );
         }
     }
     Ok(stored)
@@ -237,9 +249,7 @@ async fn wake_waiting(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64>
             "update outbox set next_attempt_at = $1 where channel = $2 and recipient in ({list}) \
              and status = 'pending' and wa_wait_after_inbox is not null and next_attempt_at > $1"
         );
-        let mut query = sqlx::query(&sql)
-            .bind(now)
-            .bind(Channel::Whatsapp.as_str());
+        let mut query = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
         for r in chunk {
             query = query.bind(*r);
         }
@@ -293,7 +303,10 @@ impl Batch {
         let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
-            let list = (1..=chunk.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+            let list = (1..=chunk.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
                 "select i.citizen_id, i.id, i.payload, i.received_at, c.state from inbox i \
                  left join conversations c on c.citizen_id = i.citizen_id \
