@@ -134,6 +134,7 @@ async fn drain(
         think: Duration::ZERO,
         check_outcomes: true,
         first_identity: 1_000,
+        first_contact_only: false,
     };
     let load_started = Instant::now();
     let load_ends = load_started + load_spec.duration;

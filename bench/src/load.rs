@@ -230,6 +230,8 @@ pub struct LoadSpec {
     pub check_outcomes: bool,
     /// Identities start here (distinct per run against the same database).
     pub first_identity: u64,
+    /// One message per identity (see `--first-contact-only`).
+    pub first_contact_only: bool,
 }
 
 /// What a load run measured (over the measurement window, after the warm-up).
@@ -372,6 +374,9 @@ async fn citizen(
                 }
                 if !spec.think.is_zero() {
                     tokio::time::sleep(spec.think).await;
+                }
+                if spec.first_contact_only {
+                    break 'cycle;
                 }
             }
             let (ok, found) = if spec.check_outcomes {

@@ -110,6 +110,11 @@ struct RunArgs {
     /// Milliseconds each citizen pauses after a step's replies (a lower, steadier rate).
     #[arg(long, default_value_t = 0)]
     think_ms: u64,
+    /// Each citizen sends only the first message of the first journey and is then replaced
+    /// by a new one: every step leaves one more citizen holding conversation state (for
+    /// Seva's RSS with many citizens; journeys are not counted).
+    #[arg(long)]
+    first_contact_only: bool,
     /// Alternate echo and Seva this many times per channel.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -531,8 +536,9 @@ async fn measure(
         duration: Duration::from_secs(args.duration),
         timeout,
         think: Duration::from_millis(args.think_ms),
-        check_outcomes: !is_echo,
+        check_outcomes: !is_echo && !args.first_contact_only,
         first_identity,
+        first_contact_only: args.first_contact_only,
     };
     // CPU in the window: sampled at its edges.
     let warmup = spec.warmup;
