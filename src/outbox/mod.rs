@@ -155,9 +155,14 @@ impl Pacer {
             let earliest = now.checked_sub(self.interval * PACER_SLACK).unwrap_or(now);
             let slot = (*next).max(earliest);
             *next = slot + self.interval;
-            slot
+            (slot > now).then_some(slot)
         };
-        tokio::time::sleep_until(slot).await;
+        // A slot already due is taken at once: tokio's timer rounds every sleep up to the
+        // next millisecond, so sleeping even until "now" capped a channel at ~1,000 sends/s
+        // whatever its configured rate.
+        if let Some(slot) = slot {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 }
 
@@ -749,5 +754,38 @@ impl Recorder {
                 at: now,
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokio's paused clock moves only when a task sleeps, so it shows what pacing cost.
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_far_above_the_sends_does_not_slow_them() {
+        let pacer = Pacer::new(1_000_000);
+        let start = Instant::now();
+        for _ in 0..2_000 {
+            pacer.wait().await;
+            // Sends come a few microseconds apart, as on a fast machine.
+            tokio::time::advance(Duration::from_micros(5)).await;
+        }
+        let paced = Instant::now() - start - Duration::from_micros(5 * 2_000);
+        assert!(paced < Duration::from_millis(2), "pacing took {paced:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_faster_than_the_rate_are_spaced_to_it() {
+        let pacer = Pacer::new(100);
+        let start = Instant::now();
+        for _ in 0..201 {
+            pacer.wait().await;
+        }
+        // 200 intervals of 10 ms after the first send, less the two missed slots a late
+        // caller may use.
+        let took = Instant::now() - start;
+        assert!(took >= Duration::from_millis(1_980), "{took:?}");
+        assert!(took <= Duration::from_millis(2_010), "{took:?}");
     }
 }

@@ -19,7 +19,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Either, Row};
 
 use super::{
-    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Tx, Turn,
+    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Turn, Tx,
     citizen_from_row, corrupt,
 };
 
