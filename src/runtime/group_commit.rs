@@ -153,9 +153,11 @@ impl Runtime {
                 turns.push(citizen);
             }
         }
+        let ids: Vec<i64> = turns.iter().map(|&c| batch.citizens[c].id).collect();
+        let mut waiting = batch.unprocessed_and_conversations(&ids).await?;
         let mut done = BatchDone::default();
         for &c in &turns {
-            let Some((rows, stored)) = batch.take_waiting(batch.citizens[c].id) else {
+            let Some((rows, stored)) = waiting.remove(&batch.citizens[c].id) else {
                 continue;
             };
             let mut turn = batch.turn(c)?;

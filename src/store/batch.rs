@@ -3,23 +3,20 @@
 //!
 //! Each statement is a round trip (to sqlx's SQLite worker thread, or over the network to
 //! PostgreSQL), and under load the round trips, not the work in them, were the cost: one
-//! message alone took about ten. A batch runs in four steps — `begin`, admission, the turns'
-//! writes, `commit` — and on SQLite each step's statements go to the connection's thread in
-//! one call ([`Steps`]). [`Store::admit_batch`] opens the transaction; the runtime runs each
-//! citizen's turn on it ([`Batch::turn`], effects write through the [`Turn`] as usual) and
-//! hands the turn's plain writes (replies, processed marks, the conversation) back to be
-//! written together at [`Batch::commit`].
+//! message alone took about ten. A batch takes the same ten for all its messages together.
+//! [`Store::admit_batch`] opens the transaction; the runtime runs each citizen's turn on it
+//! ([`Batch::turn`], effects write through the [`Turn`] as usual) and hands the turn's plain
+//! writes (replies, processed marks, the conversation) back to be written together at
+//! [`Batch::commit`].
 
 use std::collections::HashMap;
 
 use flows::Lang;
 use flows::message::{Channel, Inbound};
-use futures_util::TryStreamExt;
-use sqlx::any::AnyRow;
-use sqlx::{Either, Row};
+use sqlx::Row;
 
 use super::{
-    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Turn, Tx,
+    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Turn, Tx,
     citizen_from_row, corrupt,
 };
 
@@ -46,128 +43,19 @@ pub struct Batch {
     pub citizens: Vec<Citizen>,
     /// WhatsApp rows waiting for the window that became due because their citizen wrote.
     pub woke: u64,
-    /// Each citizen's unprocessed messages (arrival order) and stored conversation, read
-    /// during admission.
-    waiting: HashMap<i64, (Vec<InboxRow>, Option<String>)>,
     wrote_outbox: bool,
     outbox: Vec<NewOutbox>,
     processed: Vec<(i64, Option<&'static str>)>,
     conversations: Vec<(i64, String)>,
 }
 
-/// A value bound to a [`Steps`] statement.
-enum Value<'a> {
-    Int(i64),
-    Text(&'a str),
-    MaybeInt(Option<i64>),
-    MaybeText(Option<&'a str>),
-}
-
-/// One step's statements with their values, numbered for how they run: on SQLite all in one
-/// call (one hop to the connection's thread; sqlx binds `$N` to the call's N-th value in every
-/// statement of it), on PostgreSQL one statement per round trip (its protocol takes one
-/// statement with parameters at a time), each numbered from `$1`.
-struct Steps<'a> {
-    backend: Backend,
-    calls: Vec<(String, Vec<Value<'a>>)>,
-    sql: String,
-    values: Vec<Value<'a>>,
-}
-
-/// What one statement of a [`Steps`] returned.
-#[derive(Default)]
-struct Outcome {
-    rows: Vec<AnyRow>,
-    affected: u64,
-}
-
-impl<'a> Steps<'a> {
-    fn new(backend: Backend) -> Self {
-        Steps {
-            backend,
-            calls: Vec::new(),
-            sql: String::new(),
-            values: Vec::new(),
-        }
-    }
-
-    /// Binds a value; returns its placeholder (for this statement only).
-    fn bind(&mut self, value: Value<'a>) -> String {
-        self.values.push(value);
-        format!("${}", self.values.len())
-    }
-
-    fn push(&mut self, sql: &str) {
-        self.sql.push_str(sql);
-    }
-
-    fn end_statement(&mut self) {
-        match self.backend {
-            Backend::Sqlite => self.sql.push_str(";\n"),
-            Backend::Postgres => {
-                let sql = std::mem::take(&mut self.sql);
-                let values = std::mem::take(&mut self.values);
-                self.calls.push((sql, values));
-            }
-        }
-    }
-
-    /// Runs every statement in order; one [`Outcome`] per statement.
-    async fn run(mut self, tx: &mut Tx) -> Result<Vec<Outcome>> {
-        if !self.sql.is_empty() {
-            let sql = std::mem::take(&mut self.sql);
-            let values = std::mem::take(&mut self.values);
-            self.calls.push((sql, values));
-        }
-        let mut outcomes = Vec::new();
-        for (sql, values) in &self.calls {
-            let mut query = sqlx::query(sql);
-            for v in values {
-                query = match v {
-                    Value::Int(n) => query.bind(*n),
-                    Value::Text(s) => query.bind(*s),
-                    Value::MaybeInt(n) => query.bind(*n),
-                    Value::MaybeText(s) => query.bind(*s),
-                };
-            }
-            // Deprecated in sqlx 0.8 because only SQLite takes several statements with
-            // parameters in one call (launchbadge/sqlx#3108); still how 0.8 reads them one by
-            // one. Should a later sqlx drop it, SQLite runs one call per statement like
-            // PostgreSQL (`end_statement`), at one hop each.
-            #[allow(deprecated)]
-            let mut results = query.fetch_many(&mut **tx);
-            let mut current = Outcome::default();
-            while let Some(item) = results.try_next().await? {
-                match item {
-                    Either::Right(row) => current.rows.push(row),
-                    Either::Left(done) => {
-                        current.affected = done.rows_affected();
-                        outcomes.push(std::mem::take(&mut current));
-                    }
-                }
-            }
-        }
-        Ok(outcomes)
-    }
-}
-
-/// `$a, $b, …`: one placeholder per value.
-fn list<'a, T>(steps: &mut Steps<'a>, items: &[T], value: impl Fn(&T) -> Value<'a>) -> String {
-    items
-        .iter()
-        .map(|item| steps.bind(value(item)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Store {
     /// Opens a batch's transaction: upserts its citizens (moving their `last_inbound_at`, and
-    /// on WhatsApp clearing `unreachable`, as [`Store::admit`] does for one), stores its
+    /// on WhatsApp clearing `unreachable`, as [`Store::admit`] does for one) and stores its
     /// messages, unique on their provider ids, in the order given (so one citizen's inbox ids
-    /// follow their messages' order), makes the citizens' WhatsApp rows waiting for the window
-    /// due, and reads each citizen's waiting messages and conversation. A message whose
-    /// provider id is already stored is a [`BatchAdmission::Duplicate`] and changes nothing:
-    /// its citizen's upsert is undone by rolling back and admitting the rest again.
+    /// follow their messages' order). A message whose provider id is already stored is a
+    /// [`BatchAdmission::Duplicate`] and changes nothing: its citizen's upsert is undone by
+    /// rolling back and admitting the rest again.
     pub async fn admit_batch(
         &self,
         msgs: &[&Inbound],
@@ -190,70 +78,21 @@ impl Store {
                     todo.push(i);
                 }
             }
-            let keys = citizen_keys(msgs, &todo, now);
             let mut tx = self.write().await?;
-            let (upserted, inserted, woke, waiting) = if keys.is_empty() {
-                // Everything left was a duplicate: nothing to write or read.
-                Default::default()
-            } else {
-                let mut steps = Steps::new(self.backend);
-                upsert_citizens(&mut steps, &keys, now);
-                insert_inbox(&mut steps, msgs, &payloads, &todo, now);
-                wake_waiting(&mut steps, &keys, now);
-                unprocessed_and_conversations(&mut steps, &keys);
-                let mut outcomes = steps.run(&mut tx).await?.into_iter();
-                // One outcome per statement, in the order written; each list may span several.
-                let mut take = |statements: usize| {
-                    let mut merged = Outcome::default();
-                    for o in outcomes.by_ref().take(statements) {
-                        merged.rows.extend(o.rows);
-                        merged.affected += o.affected;
-                    }
-                    merged
-                };
-                (
-                    take(keys.len().div_ceil(ROWS_PER_STATEMENT)),
-                    take(todo.len().div_ceil(ROWS_PER_STATEMENT)),
-                    take(1),
-                    take(1),
-                )
-            };
-
-            let citizens = upserted
-                .rows
-                .iter()
-                .map(citizen_from_row)
-                .collect::<Result<Vec<_>>>()?;
+            let citizens = upsert_citizens(&mut tx, msgs, &todo, now).await?;
             let index: HashMap<(Channel, &str), usize> = citizens
                 .iter()
                 .enumerate()
                 .map(|(n, c)| ((c.channel, c.external_id.as_str()), n))
                 .collect();
-            let citizen_of = |i: usize| {
-                index
-                    .get(&(msgs[i].channel, msgs[i].sender.as_str()))
-                    .copied()
-                    .ok_or_else(|| corrupt("citizen of the batch", &msgs[i].provider_id))
-            };
-            let mut stored: HashMap<(Channel, &str), i64> = HashMap::new();
-            for row in &inserted.rows {
-                let channel: String = row.try_get("channel")?;
-                let provider_id: String = row.try_get("provider_id")?;
-                let Some(&i) = todo.iter().find(|&&i| {
-                    msgs[i].channel.as_str() == channel && msgs[i].provider_id == provider_id
-                }) else {
-                    return Err(corrupt("inbox row of the batch", &provider_id));
-                };
-                stored.insert(
-                    (msgs[i].channel, msgs[i].provider_id.as_str()),
-                    row.try_get("id")?,
-                );
-            }
+            let citizen_of = |i: usize| index[&(msgs[i].channel, msgs[i].sender.as_str())];
+            let stored =
+                insert_inbox(&mut tx, msgs, &payloads, &todo, &citizens, &index, now).await?;
             if stored.len() < todo.len() {
                 for &i in &todo {
                     if !stored.contains_key(&(msgs[i].channel, msgs[i].provider_id.as_str())) {
                         answers[i] = Some(BatchAdmission::Duplicate {
-                            citizen_id: citizens[citizen_of(i)?].id,
+                            citizen_id: citizens[citizen_of(i)].id,
                         });
                     }
                 }
@@ -266,57 +105,50 @@ impl Store {
                     (Some(_), _) => {}
                     (None, Some(&inbox_id)) if first_of[&key] == i => {
                         answers[i] = Some(BatchAdmission::New {
-                            citizen: citizen_of(i)?,
+                            citizen: citizen_of(i),
                             inbox_id,
                         });
                     }
                     (None, _) => {
                         answers[i] = Some(BatchAdmission::Duplicate {
-                            citizen_id: citizens[citizen_of(i)?].id,
+                            citizen_id: citizens[citizen_of(i)].id,
                         });
                     }
                 }
             }
-            let mut by_citizen: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
-            for row in &waiting.rows {
-                let entry = by_citizen
-                    .entry(row.try_get("citizen_id")?)
-                    .or_insert_with(|| (Vec::new(), None));
-                if entry.0.is_empty() {
-                    entry.1 = row.try_get("state")?;
-                }
-                entry.0.push(InboxRow {
-                    id: row.try_get("id")?,
-                    payload: row.try_get("payload")?,
-                    received_at: row.try_get("received_at")?,
-                });
-            }
+            let whatsapp: Vec<&str> = citizens
+                .iter()
+                .filter(|c| c.channel == Channel::Whatsapp)
+                .map(|c| c.external_id.as_str())
+                .collect();
+            let woke = wake_waiting(&mut tx, &whatsapp, now).await?;
             let batch = Batch {
                 tx: Some(tx),
                 store: self.clone(),
                 citizens,
-                woke: woke.affected,
-                waiting: by_citizen,
-                wrote_outbox: woke.affected > 0,
+                woke,
+                wrote_outbox: woke > 0,
                 outbox: Vec::new(),
                 processed: Vec::new(),
                 conversations: Vec::new(),
             };
             let answers = answers
                 .into_iter()
-                .map(|a| a.ok_or_else(|| corrupt("batch admission", "unanswered message")))
-                .collect::<Result<Vec<_>>>()?;
+                .map(|a| a.expect("every message is answered"))
+                .collect();
             return Ok((batch, answers));
         }
     }
 }
 
-/// A citizen of the batch: channel, sender, and the latest plausible time they wrote.
-type CitizenKey<'m> = (Channel, &'m str, i64);
-
-/// The batch's citizens, sorted so that concurrent batches lock the same rows in the same
-/// order.
-fn citizen_keys<'m>(msgs: &[&'m Inbound], todo: &[usize], now: i64) -> Vec<CitizenKey<'m>> {
+/// One statement for every citizen of the batch, sorted so that concurrent batches lock the
+/// same rows in the same order.
+async fn upsert_citizens(
+    tx: &mut Tx,
+    msgs: &[&Inbound],
+    todo: &[usize],
+    now: i64,
+) -> Result<Vec<Citizen>> {
     let mut latest: HashMap<(Channel, &str), i64> = HashMap::new();
     for &i in todo {
         let m = msgs[i];
@@ -331,117 +163,115 @@ fn citizen_keys<'m>(msgs: &[&'m Inbound], todo: &[usize], now: i64) -> Vec<Citiz
             .or_insert(written);
         *at = (*at).max(written);
     }
-    let mut keys: Vec<CitizenKey> = latest.into_iter().map(|((c, s), w)| (c, s, w)).collect();
-    keys.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
-    keys
-}
-
-/// `(channel = $a and external_id = $b) or …`: the batch's citizens, by their unique key.
-fn citizens_filter<'a>(steps: &mut Steps<'a>, keys: &[CitizenKey<'a>]) -> String {
-    keys.iter()
-        .map(|(channel, sender, _)| {
-            let c = steps.bind(Value::Text(channel.as_str()));
-            let s = steps.bind(Value::Text(sender));
-            format!("(channel = {c} and external_id = {s})")
-        })
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
-/// The upsert, returning every citizen of the batch (one statement per 500).
-fn upsert_citizens<'a>(steps: &mut Steps<'a>, keys: &[CitizenKey<'a>], now: i64) {
+    let mut keys: Vec<_> = latest.into_iter().collect();
+    keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
+    let mut citizens = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let at = steps.bind(Value::Int(now));
-        let values = chunk
-            .iter()
-            .map(|(channel, sender, written)| {
-                let c = steps.bind(Value::Text(channel.as_str()));
-                let s = steps.bind(Value::Text(sender));
-                let w = steps.bind(Value::Int(*written));
-                format!("({c}, {s}, 1, 0, {at}, {w})")
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        steps.push(&format!(
+        let values = placeholders(chunk.len(), 3, |n| {
+            format!("(${}, ${}, 1, 0, $1, ${})", n[0], n[1], n[2])
+        });
+        let sql = format!(
             "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
              values {values} on conflict (channel, external_id) do update set \
              last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
              then citizens.last_inbound_at else excluded.last_inbound_at end, \
              unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
              returning {CITIZEN_COLUMNS}"
-        ));
-        steps.end_statement();
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for ((channel, sender), written) in chunk {
+            query = query.bind(channel.as_str()).bind(*sender).bind(*written);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            citizens.push(citizen_from_row(&row)?);
+        }
     }
+    Ok(citizens)
 }
 
-/// The messages not yet stored, returning the id of each one stored now; a provider id
-/// stored before returns nothing.
-fn insert_inbox<'a>(
-    steps: &mut Steps<'a>,
-    msgs: &[&'a Inbound],
-    payloads: &'a [String],
+/// Stores the messages not yet stored; returns the inbox id of each one stored now, by
+/// (channel, provider id).
+async fn insert_inbox<'m>(
+    tx: &mut Tx,
+    msgs: &[&'m Inbound],
+    payloads: &[String],
     todo: &[usize],
+    citizens: &[Citizen],
+    index: &HashMap<(Channel, &str), usize>,
     now: i64,
-) {
+) -> Result<HashMap<(Channel, &'m str), i64>> {
+    let mut stored = HashMap::with_capacity(todo.len());
     for chunk in todo.chunks(ROWS_PER_STATEMENT) {
-        let at = steps.bind(Value::Int(now));
-        let values = chunk
-            .iter()
-            .map(|&i| {
-                let m = msgs[i];
-                let c = steps.bind(Value::Text(m.channel.as_str()));
-                let p = steps.bind(Value::Text(&m.provider_id));
-                let s = steps.bind(Value::Text(&m.sender));
-                let j = steps.bind(Value::Text(&payloads[i]));
-                format!(
-                    "({c}, {p}, (select id from citizens where channel = {c} and external_id = {s}), {j}, {at})"
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        steps.push(&format!(
+        let values = placeholders(chunk.len(), 4, |n| {
+            format!("(${}, ${}, ${}, ${}, $1)", n[0], n[1], n[2], n[3])
+        });
+        let sql = format!(
             "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values {values} \
              on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
-        ));
-        steps.end_statement();
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for &i in chunk {
+            let m = msgs[i];
+            let citizen = &citizens[index[&(m.channel, m.sender.as_str())]];
+            query = query
+                .bind(m.channel.as_str())
+                .bind(&m.provider_id)
+                .bind(citizen.id)
+                .bind(&payloads[i]);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let channel: String = row.try_get("channel")?;
+            let provider_id: String = row.try_get("provider_id")?;
+            let Some(&i) = chunk.iter().find(|&&i| {
+                msgs[i].channel.as_str() == channel && msgs[i].provider_id == provider_id
+            }) else {
+                return Err(corrupt("inbox row of the batch", &provider_id));
+            };
+            stored.insert(
+                (msgs[i].channel, msgs[i].provider_id.as_str()),
+                row.try_get("id")?,
+            );
+        }
     }
+    Ok(stored)
 }
 
 /// The citizens wrote: their WhatsApp rows waiting for the window are due now (as
-/// `whatsapp::wake_waiting` does for one).
-fn wake_waiting<'a>(steps: &mut Steps<'a>, keys: &[CitizenKey<'a>], now: i64) {
-    let recipients: Vec<&str> = keys
-        .iter()
-        .filter(|k| k.0 == Channel::Whatsapp)
-        .map(|k| k.1)
-        .collect();
-    // A statement that matches nothing keeps the step's outcomes in their places.
-    let recipients = if recipients.is_empty() {
-        vec![""]
-    } else {
-        recipients
-    };
-    let at = steps.bind(Value::Int(now));
-    let channel = steps.bind(Value::Text(Channel::Whatsapp.as_str()));
-    let list = list(steps, &recipients, |r| Value::Text(*r));
-    steps.push(&format!(
-        "update outbox set next_attempt_at = {at} where channel = {channel} and recipient in ({list}) \
-         and status = 'pending' and wa_wait_after_inbox is not null and next_attempt_at > {at}"
-    ));
-    steps.end_statement();
+/// `whatsapp::wake_waiting` does for one). Returns how many.
+async fn wake_waiting(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64> {
+    let mut woke = 0;
+    for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+        let list = (3..3 + chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "update outbox set next_attempt_at = $1 where channel = $2 and recipient in ({list}) \
+             and status = 'pending' and wa_wait_after_inbox is not null and next_attempt_at > $1"
+        );
+        let mut query = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
+        for r in chunk {
+            query = query.bind(*r);
+        }
+        woke += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(woke)
 }
 
-/// Every citizen's unprocessed messages in arrival order, each with the citizen's stored
-/// conversation.
-fn unprocessed_and_conversations<'a>(steps: &mut Steps<'a>, keys: &[CitizenKey<'a>]) {
-    let citizens = citizens_filter(steps, keys);
-    steps.push(&format!(
-        "select i.citizen_id, i.id, i.payload, i.received_at, c.state from inbox i \
-         left join conversations c on c.citizen_id = i.citizen_id \
-         where i.citizen_id in (select id from citizens where {citizens}) \
-         and i.processed_at is null order by i.id"
-    ));
-    steps.end_statement();
+/// `count` rows of `width` numbered placeholders each, after the statement's shared `$1`.
+fn placeholders(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
+    let mut out = String::with_capacity(count * (width * 5 + 8));
+    let mut n: Vec<usize> = vec![0; width];
+    for r in 0..count {
+        for (k, slot) in n.iter_mut().enumerate() {
+            *slot = 2 + r * width + k;
+        }
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&row(&n));
+    }
+    out
 }
 
 impl Batch {
@@ -464,10 +294,43 @@ impl Batch {
         citizen
     }
 
-    /// The citizen's unprocessed messages (in arrival order) and stored conversation, as
-    /// admission read them; `None` when they have none.
-    pub fn take_waiting(&mut self, citizen_id: i64) -> Option<(Vec<InboxRow>, Option<String>)> {
-        self.waiting.remove(&citizen_id)
+    /// The unprocessed messages (in arrival order) and stored conversation of each of these
+    /// citizens, in one statement.
+    pub async fn unprocessed_and_conversations(
+        &mut self,
+        citizen_ids: &[i64],
+    ) -> Result<HashMap<i64, (Vec<InboxRow>, Option<String>)>> {
+        let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
+        let tx = self.tx()?;
+        for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
+            let list = (1..=chunk.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "select i.citizen_id, i.id, i.payload, i.received_at, c.state from inbox i \
+                 left join conversations c on c.citizen_id = i.citizen_id \
+                 where i.citizen_id in ({list}) and i.processed_at is null order by i.id"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let entry = out
+                    .entry(row.try_get("citizen_id")?)
+                    .or_insert_with(|| (Vec::new(), None));
+                if entry.0.is_empty() {
+                    entry.1 = row.try_get("state")?;
+                }
+                entry.0.push(InboxRow {
+                    id: row.try_get("id")?,
+                    payload: row.try_get("payload")?,
+                    received_at: row.try_get("received_at")?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// A reply (or other outbox row) to write at commit, after everything written before.
@@ -486,6 +349,12 @@ impl Batch {
         self.conversations.push((citizen_id, state));
     }
 
+    fn tx(&mut self) -> Result<&mut Tx> {
+        self.tx
+            .as_mut()
+            .ok_or(StoreError::Corrupt("a batch turn is still open".into()))
+    }
+
     /// Writes what the turns handed back and commits; the fleet's dispatchers are woken if
     /// anything went to the outbox.
     pub async fn commit(mut self, now: i64) -> Result<()> {
@@ -493,29 +362,29 @@ impl Batch {
         let processed = std::mem::take(&mut self.processed);
         let conversations = std::mem::take(&mut self.conversations);
         let wrote_outbox = self.wrote_outbox || !outbox.is_empty();
-        let mut steps = Steps::new(self.store.backend);
+        let tx = self.tx()?;
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
-            let at = steps.bind(Value::Int(now));
-            let values = chunk
-                .iter()
-                .map(|row| {
-                    let citizen = steps.bind(Value::MaybeInt(row.citizen_id));
-                    let channel = steps.bind(Value::Text(row.channel.as_str()));
-                    let recipient = steps.bind(Value::Text(&row.recipient));
-                    let kind = steps.bind(Value::Text(row.kind.as_str()));
-                    let content = steps.bind(Value::Text(&row.content));
-                    let lang = steps.bind(Value::MaybeText(row.lang.map(Lang::code)));
-                    format!(
-                        "({citizen}, {channel}, {recipient}, {kind}, {content}, {lang}, 'pending', 0, {at}, {at})"
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            steps.push(&format!(
+            let values = placeholders(chunk.len(), 6, |n| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $1, $1)",
+                    n[0], n[1], n[2], n[3], n[4], n[5]
+                )
+            });
+            let sql = format!(
                 "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
                  next_attempt_at, created_at) values {values}"
-            ));
-            steps.end_statement();
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for row in chunk {
+                query = query
+                    .bind(row.citizen_id)
+                    .bind(row.channel.as_str())
+                    .bind(&row.recipient)
+                    .bind(row.kind.as_str())
+                    .bind(&row.content)
+                    .bind(row.lang.map(Lang::code));
+            }
+            query.execute(&mut **tx).await?;
         }
         let mut notes: Vec<Option<&str>> = processed.iter().map(|p| p.1).collect();
         notes.sort();
@@ -527,37 +396,32 @@ impl Batch {
                 .map(|p| p.0)
                 .collect();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let at = steps.bind(Value::Int(now));
-                let error = steps.bind(Value::MaybeText(note));
-                let ids = list(&mut steps, chunk, |id| Value::Int(*id));
-                steps.push(&format!(
-                    "update inbox set processed_at = {at}, error = {error} where id in ({ids})"
-                ));
-                steps.end_statement();
+                let list = (3..3 + chunk.len())
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql =
+                    format!("update inbox set processed_at = $1, error = $2 where id in ({list})");
+                let mut query = sqlx::query(&sql).bind(now).bind(note);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut **tx).await?;
             }
         }
         for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-            let at = steps.bind(Value::Int(now));
-            let values = chunk
-                .iter()
-                .map(|(citizen_id, state)| {
-                    let c = steps.bind(Value::Int(*citizen_id));
-                    let s = steps.bind(Value::Text(state));
-                    format!("({c}, {s}, {at})")
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            steps.push(&format!(
+            let values = placeholders(chunk.len(), 2, |n| format!("(${}, ${}, $1)", n[0], n[1]));
+            let sql = format!(
                 "insert into conversations (citizen_id, state, updated_at) values {values} \
                  on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at"
-            ));
-            steps.end_statement();
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for (citizen_id, state) in chunk {
+                query = query.bind(*citizen_id).bind(state);
+            }
+            query.execute(&mut **tx).await?;
         }
-        let mut tx = self
-            .tx
-            .take()
-            .ok_or(StoreError::Corrupt("a batch turn is still open".into()))?;
-        steps.run(&mut tx).await?;
+        let tx = self.tx.take().expect("checked above");
         tx.commit().await?;
         if wrote_outbox {
             self.store.wake_fleet();
