@@ -504,9 +504,16 @@ impl Dispatcher {
                 continue;
             }
             // Nothing due now, but a send in flight holds its recipient's next row back: once
-            // it is recorded, look again at once rather than after the poll interval.
+            // one is recorded, or new rows are written, look again at once rather than after
+            // the poll interval (or after every send in flight).
             if sends.len() > 0 {
-                if let Err(e) = sends.finish(self).await {
+                let joined = tokio::select! {
+                    joined = sends.set.join_next_with_id() => joined,
+                    _ = wake.notified() => None,
+                };
+                if let Some(joined) = joined
+                    && let Err(e) = sends.settle(self, joined).await
+                {
                     tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded");
                 }
                 continue;
