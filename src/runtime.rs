@@ -6,7 +6,9 @@
 //!   message through `flows::engine::step`, execute its effects, save the state and write the
 //!   replies to the outbox, all in one commit; then wake the dispatcher.
 //! * [`Runtime::accept_and_process`] — both in one commit, for a webhook carrying one message:
-//!   the 200 still follows the commit, and one commit stores, answers and marks it processed.
+//!   the 200 still follows the commit, and one commit stores, answers and marks it processed,
+//!   shared with the other citizens' messages that arrived meanwhile (group commit,
+//!   `runtime/group_commit.rs`).
 //! * [`Runtime::sweep`] — processes whatever was accepted and not processed (after a crash, or
 //!   a failed turn), so nothing acknowledged is lost.
 
