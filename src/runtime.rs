@@ -588,7 +588,7 @@ impl Runtime {
         if rows.is_empty() {
             return Ok(Processed::default());
         }
-        let (mut state, mut reset) = group_commit::restore(citizen_id, stored.as_deref());
+        let (mut state, mut reset) = restore(citizen_id, stored.as_deref());
 
         let mut done = Processed::default();
         // Counted once the turn is committed.
@@ -868,6 +868,21 @@ impl Runtime {
             .unwrap_or_default()
             .with_timezone(&self.inner.timezone)
             .date_naive()
+    }
+}
+
+/// The stored conversation, or a fresh one when there is none or it cannot be read (`true`:
+/// the citizen is told they start over).
+fn restore(citizen_id: i64, stored: Option<&str>) -> (Conversation, bool) {
+    match Conversation::load(stored) {
+        Loaded::Fresh(c) | Loaded::Restored(c) => (c, false),
+        Loaded::Reset(c) => {
+            tracing::info!(
+                citizen = citizen_id,
+                "stored conversation unreadable; starting over"
+            );
+            (c, true)
+        }
     }
 }
 

@@ -12,10 +12,9 @@ use std::sync::{Arc, Weak};
 use flows::Lang;
 use flows::message::Inbound;
 use flows::reply::Reply;
-use flows::state::{Conversation, Loaded};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Handled, Inner, Runtime, RuntimeError, reply_row};
+use super::{Handled, Inner, Runtime, RuntimeError, reply_row, restore};
 use crate::limits::HELD_BACK_NOTE;
 use crate::metrics;
 use crate::store::{Backend, Batch, BatchAdmission, InboxRow, Turn};
@@ -285,19 +284,4 @@ struct BatchDone {
     messages: usize,
     replies: usize,
     journeys: Vec<&'static str>,
-}
-
-/// The stored conversation, or a fresh one when there is none or it cannot be read (`true`:
-/// the citizen is told they start over).
-pub(super) fn restore(citizen_id: i64, stored: Option<&str>) -> (Conversation, bool) {
-    match Conversation::load(stored) {
-        Loaded::Fresh(c) | Loaded::Restored(c) => (c, false),
-        Loaded::Reset(c) => {
-            tracing::info!(
-                citizen = citizen_id,
-                "stored conversation unreadable; starting over"
-            );
-            (c, true)
-        }
-    }
 }

@@ -16,12 +16,9 @@ use flows::message::{Channel, Inbound};
 use sqlx::Row;
 
 use super::{
-    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Turn, Tx,
-    citizen_from_row, corrupt,
+    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, ROWS_PER_STATEMENT, Result, Store, StoreError,
+    Turn, Tx, citizen_from_row, corrupt, placeholders,
 };
-
-/// Rows per multi-row statement: far below SQLite's 32,766 and PostgreSQL's 65,535 binds.
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// What admitting a batch did with one of its messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +118,7 @@ impl Store {
                 .filter(|c| c.channel == Channel::Whatsapp)
                 .map(|c| c.external_id.as_str())
                 .collect();
-            let woke = wake_waiting(&mut tx, &whatsapp, now).await?;
+            let woke = super::whatsapp::wake_waiting_all(&mut tx, &whatsapp, now).await?;
             let batch = Batch {
                 tx: Some(tx),
                 store: self.clone(),
@@ -167,7 +164,7 @@ async fn upsert_citizens(
     keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
     let mut citizens = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let values = placeholders(chunk.len(), 3, |n| {
+        let values = value_rows(chunk.len(), 3, |n| {
             format!("(${}, ${}, 1, 0, $1, ${})", n[0], n[1], n[2])
         });
         let sql = format!(
@@ -202,7 +199,7 @@ async fn insert_inbox<'m>(
 ) -> Result<HashMap<(Channel, &'m str), i64>> {
     let mut stored = HashMap::with_capacity(todo.len());
     for chunk in todo.chunks(ROWS_PER_STATEMENT) {
-        let values = placeholders(chunk.len(), 4, |n| {
+        let values = value_rows(chunk.len(), 4, |n| {
             format!("(${}, ${}, ${}, ${}, $1)", n[0], n[1], n[2], n[3])
         });
         let sql = format!(
@@ -236,30 +233,8 @@ async fn insert_inbox<'m>(
     Ok(stored)
 }
 
-/// The citizens wrote: their WhatsApp rows waiting for the window are due now (as
-/// `whatsapp::wake_waiting` does for one). Returns how many.
-async fn wake_waiting(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64> {
-    let mut woke = 0;
-    for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
-        let list = (3..3 + chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "update outbox set next_attempt_at = $1 where channel = $2 and recipient in ({list}) \
-             and status = 'pending' and wa_wait_after_inbox is not null and next_attempt_at > $1"
-        );
-        let mut query = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
-        for r in chunk {
-            query = query.bind(*r);
-        }
-        woke += query.execute(&mut **tx).await?.rows_affected();
-    }
-    Ok(woke)
-}
-
 /// `count` rows of `width` numbered placeholders each, after the statement's shared `$1`.
-fn placeholders(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
+fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
     let mut out = String::with_capacity(count * (width * 5 + 8));
     let mut n: Vec<usize> = vec![0; width];
     for r in 0..count {
@@ -285,13 +260,11 @@ impl Batch {
         Ok(Turn::new(tx, self.citizens[citizen].clone(), &self.store))
     }
 
-    /// Takes the transaction back from a turn (its writes stay in it); the turn's citizen, as
-    /// its effects changed them, is returned.
-    pub fn end_turn(&mut self, turn: Turn) -> Citizen {
-        let (tx, citizen, wrote_outbox) = turn.into_parts();
+    /// Takes the transaction back from a turn (its writes stay in it).
+    pub fn end_turn(&mut self, turn: Turn) {
+        let (tx, wrote_outbox) = turn.into_parts();
         self.tx = Some(tx);
         self.wrote_outbox |= wrote_outbox;
-        citizen
     }
 
     /// The unprocessed messages (in arrival order) and stored conversation of each of these
@@ -303,10 +276,7 @@ impl Batch {
         let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
-            let list = (1..=chunk.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = placeholders(1, chunk.len());
             let sql = format!(
                 "select i.citizen_id, i.id, i.payload, i.received_at, c.state from inbox i \
                  left join conversations c on c.citizen_id = i.citizen_id \
@@ -364,7 +334,7 @@ impl Batch {
         let wrote_outbox = self.wrote_outbox || !outbox.is_empty();
         let tx = self.tx()?;
         for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
-            let values = placeholders(chunk.len(), 6, |n| {
+            let values = value_rows(chunk.len(), 6, |n| {
                 format!(
                     "(${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $1, $1)",
                     n[0], n[1], n[2], n[3], n[4], n[5]
@@ -396,10 +366,7 @@ impl Batch {
                 .map(|p| p.0)
                 .collect();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let list = (3..3 + chunk.len())
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let list = placeholders(3, chunk.len());
                 let sql =
                     format!("update inbox set processed_at = $1, error = $2 where id in ({list})");
                 let mut query = sqlx::query(&sql).bind(now).bind(note);
@@ -410,7 +377,7 @@ impl Batch {
             }
         }
         for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-            let values = placeholders(chunk.len(), 2, |n| format!("(${}, ${}, $1)", n[0], n[1]));
+            let values = value_rows(chunk.len(), 2, |n| format!("(${}, ${}, $1)", n[0], n[1]));
             let sql = format!(
                 "insert into conversations (citizen_id, state, updated_at) values {values} \
                  on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at"

@@ -468,8 +468,10 @@ pub enum SendRecord {
     },
 }
 
-/// Sent rows recorded per statement (four binds each).
-const SENT_PER_STATEMENT: usize = 500;
+/// Rows (or ids) per multi-row or `in (…)` statement: well under the bind limits of both
+/// backends (SQLite 32,766, PostgreSQL 65,535) at a few binds per row, and a statement short
+/// enough to plan fast.
+const ROWS_PER_STATEMENT: usize = 500;
 
 const OUTBOX_COLUMNS: &str = "id, citizen_id, channel, recipient, kind, content, lang, status, attempts, \
      next_attempt_at, provider_id, last_error, created_at, sent_at";
@@ -956,7 +958,7 @@ impl Store {
                 _ => None,
             })
             .collect();
-        for chunk in sent.chunks(SENT_PER_STATEMENT) {
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
             let values = (0..chunk.len())
                 .map(|r| {
                     let n = 4 * r;
@@ -1165,7 +1167,7 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-/// `$from, $from+1, …`: `n` numbered placeholders.
+/// `$from, $from+1, …`: `n` numbered placeholders, for an `in (…)` list.
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))

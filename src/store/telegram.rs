@@ -65,15 +65,15 @@ impl Store {
         Ok(flag.unwrap_or(0) != 0)
     }
 
-    /// Which of these citizens are marked unreachable, in one statement per 500.
+    /// Which of these citizens are marked unreachable, in one statement per
+    /// `ROWS_PER_STATEMENT`.
     pub async fn citizens_unreachable(&self, citizen_ids: &[i64]) -> Result<Vec<(i64, bool)>> {
         let mut flags = Vec::with_capacity(citizen_ids.len());
-        for chunk in citizen_ids.chunks(500) {
-            let list = (1..=chunk.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("select id, unreachable from citizens where id in ({list})");
+        for chunk in citizen_ids.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "select id, unreachable from citizens where id in ({})",
+                super::placeholders(1, chunk.len())
+            );
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(*id);

@@ -71,10 +71,10 @@ impl Turn {
         }
     }
 
-    /// The transaction back (for the next citizen of a [`super::Batch`]), the citizen as this
-    /// turn changed them, and whether it wrote outbox rows.
-    pub(super) fn into_parts(self) -> (Tx, Citizen, bool) {
-        (self.tx, self.citizen, self.wrote_outbox)
+    /// The transaction back (for the next citizen of a [`super::Batch`]), and whether this
+    /// turn wrote outbox rows.
+    pub(super) fn into_parts(self) -> (Tx, bool) {
+        (self.tx, self.wrote_outbox)
     }
 
     /// The citizen as of the lock, with this turn's own changes applied.

@@ -5,7 +5,7 @@ use flows::message::{Channel, MediaKind};
 use sqlx::Row;
 use webhook::{DeliveryStatus, StatusKind};
 
-use super::{Result, Store, Tx};
+use super::{ROWS_PER_STATEMENT, Result, Store, Tx, placeholders};
 
 /// What the WhatsApp sender needs to know about an outbox row before sending it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,22 +92,6 @@ fn kind_of(s: &str) -> Option<MediaKind> {
 const LAST_INBOX_OF_RECIPIENT: &str = "coalesce((select max(i.id) from inbox i join citizens c \
      on c.id = i.citizen_id where c.channel = outbox.channel and c.external_id = outbox.recipient), 0)";
 
-/// Outbox ids per statement when many rows' send states are read together: well under the
-/// bind limits of both backends (SQLite 32,766, PostgreSQL 65,535), and a statement short
-/// enough to plan fast.
-const IDS_PER_STATEMENT: usize = 500;
-
-/// Recipients per statement when many are looked at together (see [`IDS_PER_STATEMENT`]).
-const RECIPIENTS_PER_STATEMENT: usize = 500;
-
-/// `$from, $from+1, …`: `n` placeholders, for an `in (…)` list.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `n` citizens' WhatsApp rows waiting for the window that are not due yet ($1 now, $2 the
 /// channel, $3… the recipients).
 fn waiting(n: usize) -> String {
@@ -123,17 +107,21 @@ pub(super) async fn wake_waiting(tx: &mut Tx, recipient: &str, now: i64) -> Resu
     wake_waiting_all(tx, std::slice::from_ref(&recipient), now).await
 }
 
-/// [`wake_waiting`] for several citizens at once (at most [`RECIPIENTS_PER_STATEMENT`]).
-async fn wake_waiting_all(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64> {
-    let sql = format!(
-        "update outbox set next_attempt_at = $1 where {}",
-        waiting(recipients.len())
-    );
-    let mut q = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
-    for r in recipients {
-        q = q.bind(*r);
+/// [`wake_waiting`] for several citizens at once.
+pub(super) async fn wake_waiting_all(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64> {
+    let mut woke = 0;
+    for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "update outbox set next_attempt_at = $1 where {}",
+            waiting(chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
+        for r in chunk {
+            q = q.bind(*r);
+        }
+        woke += q.execute(&mut **tx).await?.rows_affected();
     }
-    Ok(q.execute(&mut **tx).await?.rows_affected())
+    Ok(woke)
 }
 
 /// The columns of [`WhatsappSendState`], from an outbox row `o` and its recipient citizen `c`.
@@ -164,14 +152,14 @@ impl Store {
     }
 
     /// [`Store::whatsapp_send_state`] of several rows in one statement (per
-    /// [`IDS_PER_STATEMENT`] ids): the dispatcher's claimed batch, read before its sends start.
+    /// [`ROWS_PER_STATEMENT`] ids): the dispatcher's claimed batch, read before its sends start.
     /// Rows that do not exist are left out.
     pub async fn whatsapp_send_states(
         &self,
         outbox_ids: &[i64],
     ) -> Result<Vec<(i64, WhatsappSendState)>> {
         let mut states = Vec::with_capacity(outbox_ids.len());
-        for ids in outbox_ids.chunks(IDS_PER_STATEMENT) {
+        for ids in outbox_ids.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "{SEND_STATE} where o.id in ({})",
                 placeholders(1, ids.len())
@@ -249,11 +237,11 @@ impl Store {
     /// due and the citizens reachable, see [`Store::admit`]): rows that were `sending` then
     /// and have since been marked as outside the window become due now, and a send that
     /// failed meanwhile as "not a WhatsApp user" is overruled. One read for all of them (per
-    /// [`RECIPIENTS_PER_STATEMENT`]), and a write only for the few that have something to
+    /// [`ROWS_PER_STATEMENT`]), and a write only for the few that have something to
     /// change. Returns how many rows became due.
     pub async fn whatsapp_wake_waiting_all(&self, recipients: &[String], now: i64) -> Result<u64> {
         let mut woken = 0;
-        for chunk in recipients.chunks(RECIPIENTS_PER_STATEMENT) {
+        for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
             let list = placeholders(3, chunk.len());
             let sql = format!(
                 "select external_id from citizens where channel = $2 and external_id in ({list}) \
