@@ -853,17 +853,9 @@ impl Store {
         Ok(n)
     }
 
-    /// Claims due rows (marks them `sending` for [`CLAIM_LEASE`] seconds), at most one per
-    /// recipient: a row waits while an earlier row of the same recipient is pending or
-    /// sending, so one recipient's messages leave in id order even across retries (for the
-    /// interactive lane, see [`OutboxLane::Interactive`]). Dead rows
-    /// do not hold later ones back. A `sending` row whose lease ran out is due again. On
-    /// PostgreSQL, rows another dispatcher is claiming at this moment are skipped.
-    pub async fn claim_due(&self, claim: &Claim<'_>, now: i64) -> Result<Vec<OutboxRow>> {
-        if claim.channels.is_empty() {
-            return Ok(Vec::new());
-        }
-        // $1 now, $2 lease end, $3.. channels, then the recipient, then the limit.
+    /// The statement [`Store::claim_due`] runs: $1 now, $2 the lease's end, $3… the channels,
+    /// then the recipient (if any), then the limit.
+    fn claim_sql(&self, claim: &Claim<'_>) -> String {
         let mut n = 2 + claim.channels.len();
         let mut inner = format!(
             "select o.id from outbox o where ((o.status = 'pending' and o.next_attempt_at <= $1) \
@@ -881,9 +873,13 @@ impl Store {
             // along (first, in order) instead of holding the reply until the bulk lane gets to
             // it. An earlier row that is not due (a push waiting for the WhatsApp window, a
             // retry later on) does not hold a reply back; an earlier reply always does.
+            // Both lookups of a recipient's other rows name `status in ('pending', 'sending')`
+            // word for word: SQLite uses the partial index `outbox_active` only for a query
+            // that repeats its condition, and the full history of sent rows is not walked.
             Some(OutboxLane::Interactive) => (
                 " and (o.kind = 'reply' or exists (select 1 from outbox r where r.channel = o.channel \
-                 and r.recipient = o.recipient and r.id > o.id and r.kind = 'reply' and r.status = 'pending'))",
+                 and r.recipient = o.recipient and r.id > o.id and r.status in ('pending', 'sending') \
+                 and r.kind = 'reply' and r.status = 'pending'))",
                 " and (e.kind = 'reply' or e.status = 'sending' or e.next_attempt_at <= $1)",
             ),
             Some(OutboxLane::Bulk) => (" and o.kind <> 'reply'", ""),
@@ -895,10 +891,23 @@ impl Store {
              and e.id < o.id and e.status in ('pending', 'sending'){earlier}) order by o.id limit ${n}{}",
             self.backend.skip_locked()
         ));
-        let sql = format!(
+        format!(
             "update outbox set status = 'sending', claimed_until = $2 where id in ({inner}) \
              returning {OUTBOX_COLUMNS}"
-        );
+        )
+    }
+
+    /// Claims due rows (marks them `sending` for [`CLAIM_LEASE`] seconds), at most one per
+    /// recipient: a row waits while an earlier row of the same recipient is pending or
+    /// sending, so one recipient's messages leave in id order even across retries (for the
+    /// interactive lane, see [`OutboxLane::Interactive`]). Dead rows
+    /// do not hold later ones back. A `sending` row whose lease ran out is due again. On
+    /// PostgreSQL, rows another dispatcher is claiming at this moment are skipped.
+    pub async fn claim_due(&self, claim: &Claim<'_>, now: i64) -> Result<Vec<OutboxRow>> {
+        if claim.channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = self.claim_sql(claim);
         let mut q = sqlx::query(&sql).bind(now).bind(now + CLAIM_LEASE);
         for c in claim.channels {
             q = q.bind(c.as_str());
@@ -1231,4 +1240,80 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxRow> {
         created_at: r.try_get("created_at")?,
         sent_at: r.try_get("sent_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flows::reference::ReportKind;
+
+    /// The plan SQLite picks for `sql` with `binds` (text), one line per step.
+    async fn plan(store: &Store, sql: &str, binds: &[&str]) -> Vec<String> {
+        let explain = format!("explain query plan {sql}");
+        let mut q = sqlx::query(&explain);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect()
+    }
+
+    async fn fresh_sqlite() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("seva.db").display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    /// A new lost (or found) report reads the newest candidates of its item type and district
+    /// straight off an index, not every open report of the district, sorted.
+    #[tokio::test]
+    async fn matching_a_lost_item_reads_only_candidates() {
+        let (_dir, store) = fresh_sqlite().await;
+        for kind in [ReportKind::Lost, ReportKind::Found] {
+            let (other, sql) = reports::match_candidates_sql(kind).unwrap();
+            let plan = plan(&store, &sql, &[other, "mobile", "d1", "1"]).await;
+            assert!(
+                plan.iter().any(|d| d.contains("reports_match")),
+                "{kind:?}: {plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{kind:?}: {plan:#?}"
+            );
+        }
+    }
+
+    /// The claim's lookups of a recipient's earlier and later rows must stay on the partial
+    /// index of rows in flight: on a full index they walk every row the recipient was ever
+    /// sent, and claims slow down as history grows (see migrations/*/0010_outbox_active.sql).
+    #[tokio::test]
+    async fn the_claim_looks_only_at_rows_in_flight() {
+        let (_dir, store) = fresh_sqlite().await;
+        for lane in [OutboxLane::Interactive, OutboxLane::Bulk] {
+            let claim = Claim {
+                channels: &[Channel::Whatsapp, Channel::Telegram],
+                recipient: None,
+                lane: Some(lane),
+                limit: 64,
+            };
+            let sql = store.claim_sql(&claim);
+            let plan = plan(&store, &sql, &["0", "0", "whatsapp", "telegram", "64"]).await;
+            let lookups: Vec<&String> = plan.iter().filter(|d| d.contains("recipient=?")).collect();
+            let expected = if lane == OutboxLane::Interactive {
+                2
+            } else {
+                1
+            };
+            assert_eq!(lookups.len(), expected, "{lane:?}: {plan:#?}");
+            assert!(
+                lookups.iter().all(|d| d.contains("outbox_active")),
+                "{lane:?}: {plan:#?}"
+            );
+        }
+    }
 }

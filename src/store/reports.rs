@@ -924,6 +924,22 @@ pub fn may_match(lost: &ReportRecord, found: &ReportRecord) -> bool {
     }
 }
 
+/// The kind a lost or found report is matched against, and the statement reading the
+/// candidates ($1 that kind, $2 the item type, $3 the district, $4 the report itself);
+/// `None` for a complaint.
+pub(super) fn match_candidates_sql(kind: ReportKind) -> Option<(&'static str, String)> {
+    let (other_kind, open) = match kind {
+        ReportKind::Complaint => return None,
+        ReportKind::Lost => ("found", "status in ('registered', 'deposited')"),
+        ReportKind::Found => ("lost", "status = 'registered'"),
+    };
+    let sql = format!(
+        "select {REPORT_COLUMNS} from reports where kind = $1 and category = $2 and district_id = $3 \
+         and {open} and id <> $4 order by id desc limit 100"
+    );
+    Some((other_kind, sql))
+}
+
 /// Links a newly filed lost (or found) report with open found (or lost) reports that may be
 /// the same item, and notifies once per link: the lost item's owner (unless they stopped
 /// updates) and the Telegram chats of both reports' stations. No status changes.
@@ -934,10 +950,8 @@ async fn match_lost_and_found(
     notices: Notices<'_>,
     now: i64,
 ) -> Result<usize> {
-    let (other_kind, open) = match report.kind {
-        ReportKind::Complaint => return Ok(0),
-        ReportKind::Lost => ("found", "status in ('registered', 'deposited')"),
-        ReportKind::Found => ("lost", "status = 'registered'"),
+    let Some((other_kind, sql)) = match_candidates_sql(report.kind) else {
+        return Ok(0);
     };
     let Some(district) = report.district_id.as_deref() else {
         return Ok(0);
@@ -954,10 +968,6 @@ async fn match_lost_and_found(
         .execute(&mut **tx)
         .await?;
     }
-    let sql = format!(
-        "select {REPORT_COLUMNS} from reports where kind = $1 and category = $2 and district_id = $3 \
-         and {open} and id <> $4 order by id desc limit 100"
-    );
     let rows = sqlx::query(&sql)
         .bind(other_kind)
         .bind(&report.category)
