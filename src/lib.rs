@@ -138,6 +138,11 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let dispatch = tokio::spawn(dispatcher.run(runtime.wake(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweep(runtime.clone(), stop_rx.clone()));
+    let checkpoints = {
+        let store = store.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { store.checkpoint_wal(stop).await })
+    };
     let retention = tokio::spawn(privacy::run(
         runtime.clone(),
         config.privacy.payload_retention_days,
@@ -200,6 +205,7 @@ pub async fn run_with(
         runtime.in_flight().idle().await;
         let _ = dispatch.await;
         let _ = sweeper.await;
+        let _ = checkpoints.await;
         let _ = retention.await;
         served
     };

@@ -26,6 +26,7 @@
 //! under identical file names (a test checks that they match).
 
 mod batch;
+mod checkpoint;
 mod leader;
 mod reports;
 mod retention;
