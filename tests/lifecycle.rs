@@ -892,3 +892,47 @@ async fn matching_needs_compatible_dates_and_equal_document_tails() {
         let _ = (early, other_tail);
     }
 }
+
+/// A filing whose reference another report already holds files nothing and asks for a new
+/// draw; the same draft filed again answers with its first reference and files nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_reference_is_drawn_again_and_a_refiled_draft_keeps_its_first() {
+    use seva::store::Filing;
+    for h in common::backends().await {
+        let rt = runtime(&h, false);
+        let citizen = h
+            .store
+            .ensure_citizen(flows::message::Channel::Terminal, "asha", h.time())
+            .await
+            .unwrap();
+        let first = Reference::generate(flows::reference::ReportKind::Complaint, [7; 8]);
+        let second = Reference::generate(flows::reference::ReportKind::Complaint, [8; 8]);
+        let file = |report: flows::effect::NewReport| {
+            let (store, rt, now) = (h.store.clone(), rt.clone(), h.time());
+            async move {
+                let mut turn = store.lock_citizen(citizen.id).await.unwrap();
+                let filing = turn.file_report(&report, now, rt.notices()).await.unwrap();
+                turn.commit().await.unwrap();
+                filing
+            }
+        };
+        let filed = file(common::report("draft-a", first)).await;
+        assert!(matches!(filed, Filing::Filed { new: true, reference, .. } if reference == first));
+
+        // Another draft that drew the same reference.
+        let taken = file(common::report("draft-b", first)).await;
+        assert_eq!(taken, Filing::ReferenceTaken, "{:?}", h.kind);
+
+        // The first draft confirmed again, with a fresh draw: the first reference stands.
+        let again = file(common::report("draft-a", second)).await;
+        assert!(
+            matches!(again, Filing::Filed { new: false, reference, .. } if reference == first),
+            "{again:?}"
+        );
+        let reports: i64 = sqlx::query_scalar("select count(*) from reports")
+            .fetch_one(&h.db().await)
+            .await
+            .unwrap();
+        assert_eq!(reports, 1, "{:?}", h.kind);
+    }
+}

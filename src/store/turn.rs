@@ -211,7 +211,11 @@ impl Turn {
         Ok(())
     }
 
+    /// Stores the citizen's language (a statement only when it changes).
     pub async fn set_lang(&mut self, lang: Lang) -> Result<()> {
+        if self.citizen.lang == Some(lang) {
+            return Ok(());
+        }
         sqlx::query("update citizens set lang = $1 where id = $2")
             .bind(lang.code())
             .bind(self.citizen.id)
@@ -221,7 +225,11 @@ impl Turn {
         Ok(())
     }
 
+    /// Stores the citizen's phone (a statement only when it changes).
     pub async fn set_phone(&mut self, phone: &str) -> Result<()> {
+        if self.citizen.phone.as_deref() == Some(phone) {
+            return Ok(());
+        }
         sqlx::query("update citizens set phone = $1 where id = $2")
             .bind(phone)
             .bind(self.citizen.id)
@@ -262,20 +270,6 @@ impl Turn {
         now: i64,
         notices: super::Notices<'_>,
     ) -> Result<Filing> {
-        let existing = sqlx::query("select reference, station_id from reports where draft_id = $1")
-            .bind(&report.draft_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        if let Some(row) = existing {
-            let reference: String = row.try_get("reference")?;
-            return Ok(Filing::Filed {
-                reference: Reference::parse(&reference)
-                    .map_err(|_| corrupt("reference", &reference))?,
-                station_id: row.try_get("station_id")?,
-                new: false,
-            });
-        }
-
         let place = report
             .place
             .as_ref()
@@ -284,14 +278,16 @@ impl Turn {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let custody = report.custody.as_ref().map(wire_name).transpose()?;
         let status = crate::lifecycle::initial_status(report.kind);
-        // `on conflict (reference)` rather than catching the error: PostgreSQL aborts the whole
-        // transaction on a failed insert, and the caller retries with a new reference.
+        // `on conflict do nothing` rather than catching the error: PostgreSQL aborts the whole
+        // transaction on a failed insert. Both unique keys, the reference and the draft id,
+        // end here; which one it was is looked up only then, so a first filing (the usual
+        // case) is one statement.
         let id: Option<i64> = sqlx::query_scalar(
             "insert into reports (reference, draft_id, kind, citizen_id, category, description, identifier, \
              occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at, \
              anonymous, pseudonym) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-             on conflict (reference) do nothing returning id",
+             on conflict do nothing returning id",
         )
         .bind(report.reference.to_string())
         .bind(&report.draft_id)
@@ -316,7 +312,7 @@ impl Turn {
         .fetch_optional(&mut *self.tx)
         .await?;
         let Some(id) = id else {
-            return Ok(Filing::ReferenceTaken);
+            return self.filed_before(&report.draft_id).await;
         };
 
         sqlx::query(
@@ -346,6 +342,25 @@ impl Turn {
             reference: report.reference,
             station_id: report.station_id.clone(),
             new: true,
+        })
+    }
+
+    /// Why a filing inserted nothing: the draft was filed before (answered with its first
+    /// reference), or else another report holds the reference just drawn.
+    async fn filed_before(&mut self, draft_id: &str) -> Result<Filing> {
+        let existing = sqlx::query("select reference, station_id from reports where draft_id = $1")
+            .bind(draft_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(row) = existing else {
+            return Ok(Filing::ReferenceTaken);
+        };
+        let reference: String = row.try_get("reference")?;
+        Ok(Filing::Filed {
+            reference: Reference::parse(&reference)
+                .map_err(|_| corrupt("reference", &reference))?,
+            station_id: row.try_get("station_id")?,
+            new: false,
         })
     }
 
