@@ -280,14 +280,14 @@ pub struct AuditEntry {
     pub at: i64,
 }
 
-const REPORT_COLUMNS: &str = "id, reference, kind, citizen_id, category, description, identifier, \
+pub(super) const REPORT_COLUMNS: &str = "id, reference, kind, citizen_id, category, description, identifier, \
      occurred_on, place, district_id, station_id, name, phone, custody, lang, status, fir_number, \
      close_reason, found_ref, created_at, updated_at, anonymous, pseudonym, personal_data_purged_at";
 
 const HISTORY_COLUMNS: &str = "id, action, status, note, internal_note, actor, at, fir_number, \
      reason, found_ref, from_station, to_station";
 
-fn report_from_row(r: &AnyRow) -> Result<ReportRecord> {
+pub(super) fn report_from_row(r: &AnyRow) -> Result<ReportRecord> {
     let reference: String = r.try_get("reference")?;
     let kind: String = r.try_get("kind")?;
     let lang: String = r.try_get("lang")?;
@@ -859,14 +859,14 @@ impl Store {
 pub(super) async fn report_filed(
     tx: &mut Tx,
     backend: Backend,
-    report_id: i64,
+    report: &ReportRecord,
     notices: Notices<'_>,
     now: i64,
 ) -> Result<()> {
-    let report = reload(tx, report_id).await?;
+    let report_id = report.id;
     enqueue_alert(
         tx,
-        &report,
+        report,
         notices.stations,
         false,
         format!("alert:filed:{report_id}"),
@@ -874,10 +874,10 @@ pub(super) async fn report_filed(
     )
     .await?;
     if notices.events {
-        let body = notices::event("report.created", now, &report, notices.stations, None);
-        enqueue_event(tx, &report, body, format!("event:filed:{report_id}"), now).await?;
+        let body = notices::event("report.created", now, report, notices.stations, None);
+        enqueue_event(tx, report, body, format!("event:filed:{report_id}"), now).await?;
     }
-    match_lost_and_found(tx, backend, &report, notices, now).await?;
+    match_lost_and_found(tx, backend, report, notices, now).await?;
     Ok(())
 }
 

@@ -282,38 +282,44 @@ impl Turn {
         // transaction on a failed insert. Both unique keys, the reference and the draft id,
         // end here; which one it was is looked up only then, so a first filing (the usual
         // case) is one statement.
-        let id: Option<i64> = sqlx::query_scalar(
+        // The insert returns the whole row: the station's alert, the event and the lost and
+        // found match are built from it without reading it back.
+        let sql = format!(
             "insert into reports (reference, draft_id, kind, citizen_id, category, description, identifier, \
              occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at, \
              anonymous, pseudonym) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-             on conflict do nothing returning id",
-        )
-        .bind(report.reference.to_string())
-        .bind(&report.draft_id)
-        .bind(report.kind.as_str())
-        .bind(self.citizen.id)
-        .bind(&report.category)
-        .bind(&report.description)
-        .bind(&report.identifier)
-        .bind(report.occurred_on.map(|d| d.format("%Y-%m-%d").to_string()))
-        .bind(place)
-        .bind(&report.district_id)
-        .bind(&report.station_id)
-        .bind(report.name.as_deref().filter(|_| !report.anonymous))
-        .bind(report.phone.as_deref().filter(|_| !report.anonymous))
-        .bind(custody)
-        .bind(report.lang.code())
-        .bind(status)
-        .bind(now)
-        .bind(now)
-        .bind(i64::from(report.anonymous))
-        .bind(pseudonym.filter(|_| report.anonymous))
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        let Some(id) = id else {
+             on conflict do nothing returning {}",
+            super::reports::REPORT_COLUMNS
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(report.reference.to_string())
+            .bind(&report.draft_id)
+            .bind(report.kind.as_str())
+            .bind(self.citizen.id)
+            .bind(&report.category)
+            .bind(&report.description)
+            .bind(&report.identifier)
+            .bind(report.occurred_on.map(|d| d.format("%Y-%m-%d").to_string()))
+            .bind(place)
+            .bind(&report.district_id)
+            .bind(&report.station_id)
+            .bind(report.name.as_deref().filter(|_| !report.anonymous))
+            .bind(report.phone.as_deref().filter(|_| !report.anonymous))
+            .bind(custody)
+            .bind(report.lang.code())
+            .bind(status)
+            .bind(now)
+            .bind(now)
+            .bind(i64::from(report.anonymous))
+            .bind(pseudonym.filter(|_| report.anonymous))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        let Some(inserted) = inserted else {
             return self.filed_before(&report.draft_id).await;
         };
+        let filed = super::reports::report_from_row(&inserted)?;
+        let id = filed.id;
 
         sqlx::query(
             "insert into report_history (report_id, status, actor, at) values ($1, $2, 'citizen', $3)",
@@ -336,7 +342,7 @@ impl Turn {
             .execute(&mut *self.tx)
             .await?;
         }
-        super::reports::report_filed(&mut self.tx, self.backend, id, notices, now).await?;
+        super::reports::report_filed(&mut self.tx, self.backend, &filed, notices, now).await?;
         self.wrote_outbox = true;
         Ok(Filing::Filed {
             reference: report.reference,
