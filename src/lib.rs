@@ -136,7 +136,11 @@ pub async fn run_with(
     tracing::info!(channels = ?channels, "outbox dispatcher sends on these channels");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let dispatch = tokio::spawn(dispatcher.run(runtime.wake(), stop_rx.clone()));
+    let dispatch = tokio::spawn(
+        dispatcher
+            .with_replies_wake(runtime.replies_wake())
+            .run(runtime.wake(), stop_rx.clone()),
+    );
     let sweeper = tokio::spawn(sweep(runtime.clone(), stop_rx.clone()));
     let checkpoints = {
         let store = store.clone();

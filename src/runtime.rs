@@ -187,6 +187,9 @@ struct Inner {
     locks: DashMap<i64, Arc<Mutex<()>>>,
     /// Woken after every commit that wrote outbox rows.
     wake: Arc<Notify>,
+    /// Woken instead of `wake` after a group commit whose only outbox rows are replies, so
+    /// the dispatcher's bulk lane does not look for pushes nobody wrote.
+    replies_wake: Arc<Notify>,
     /// Background work (citizens' turns after a webhook answered) that shutdown waits for.
     in_flight: InFlight,
     /// `SEVA_ANONYMOUS_CATEGORIES`, for the engine.
@@ -287,6 +290,7 @@ impl RuntimeBuilder {
                 events: self.events,
                 locks: DashMap::new(),
                 wake: self.wake,
+                replies_wake: Arc::new(Notify::new()),
                 in_flight: InFlight::new(),
                 anonymous_categories: self.anonymous_categories,
                 pseudonym_key: self.pseudonym_key,
@@ -359,6 +363,13 @@ impl Runtime {
     /// Notified whenever a turn wrote outbox rows; the dispatcher waits on it.
     pub fn wake(&self) -> Arc<Notify> {
         self.inner.wake.clone()
+    }
+
+    /// Notified (instead of [`Runtime::wake`]) when a group commit wrote replies and nothing
+    /// else to the outbox; for the dispatcher's interactive lane
+    /// ([`crate::outbox::Dispatcher::with_replies_wake`]).
+    pub fn replies_wake(&self) -> Arc<Notify> {
+        self.inner.replies_wake.clone()
     }
 
     /// Spawns background work that shutdown waits for (within `SEVA_SHUTDOWN_GRACE`): a

@@ -348,22 +348,37 @@ async fn only_rows_of_the_dispatchers_channels_are_claimed() {
     }
 }
 
+/// Both inbound paths wake the dispatcher: a turn of its own (`Runtime::handle`, which wakes
+/// both lanes) and a group commit that wrote only replies (which wakes the interactive lane
+/// alone). Either reply goes out at once, not at the next poll (a second after the last look).
 #[tokio::test]
-async fn the_running_dispatcher_delivers_what_a_turn_wrote_and_stops_on_request() {
+async fn the_running_dispatcher_sends_each_turns_reply_at_once_and_stops_on_request() {
     for h in common::backends().await {
         let rt = h.runtime();
         let fake = FakeSender::new(Channel::Terminal);
         let d = dispatcher(&h, &fake);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let running = tokio::spawn(d.run(rt.wake(), stopped));
-
-        rt.handle(&common::text("asha", "m1", "hello"))
-            .await
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while fake.delivered().is_empty() {
-            assert!(tokio::time::Instant::now() < deadline, "not delivered");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let running = tokio::spawn(
+            d.with_replies_wake(rt.replies_wake())
+                .run(rt.wake(), stopped),
+        );
+        for (sent, alone) in [(1, true), (2, false)] {
+            // Let both lanes make their last look and go to sleep.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let written = tokio::time::Instant::now();
+            let msg = common::text("asha", &format!("m{sent}"), "hello");
+            if alone {
+                rt.handle(&msg).await.unwrap();
+            } else {
+                rt.accept_and_process(&msg).await.unwrap();
+            }
+            while fake.delivered().len() < sent {
+                assert!(
+                    written.elapsed() < Duration::from_millis(700),
+                    "reply {sent} waited for the poll"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
         stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(5), running)

@@ -186,6 +186,8 @@ pub struct Dispatcher {
     /// The task that writes send outcomes in batches, started at the first outcome (on the
     /// dispatcher's own pool when [`Dispatcher::run`] has switched to it by then).
     records: std::sync::OnceLock<RecordWriter>,
+    /// Wakes the interactive lane alone ([`Dispatcher::with_replies_wake`]).
+    replies_wake: Arc<Notify>,
 }
 
 impl Dispatcher {
@@ -211,7 +213,16 @@ impl Dispatcher {
             policy: RetryPolicy::default(),
             catalog: Catalog::global(),
             records: std::sync::OnceLock::new(),
+            replies_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// Also wakes on `wake`, for the interactive lane only: new replies and nothing else to
+    /// send ([`crate::runtime::Runtime::replies_wake`]). Without it every wake-up has both
+    /// lanes look, and the bulk lane's look finds nothing after most of a citizen's turns.
+    pub fn with_replies_wake(mut self, wake: Arc<Notify>) -> Dispatcher {
+        self.replies_wake = wake;
+        self
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Dispatcher {
@@ -455,6 +466,7 @@ impl Dispatcher {
             });
             tokio::select! {
                 _ = wake.notified() => lanes.iter().for_each(|lane| lane.notify_one()),
+                _ = self.replies_wake.notified() => lanes[0].notify_one(),
                 _ = tokio::time::sleep(POLL) => {}
                 changed = stop.changed() => if changed.is_err() { return },
             }

@@ -167,6 +167,7 @@ impl Runtime {
             result?;
         }
         let woke = batch.woke;
+        let bulk = batch.wrote_beyond_replies();
         let citizens: Vec<(i64, bool)> = batch
             .citizens
             .iter()
@@ -215,8 +216,10 @@ impl Runtime {
                 "turns processed"
             );
         }
-        if done.replies > 0 || woke > 0 {
+        if bulk {
             self.inner.wake.notify_one();
+        } else if done.replies > 0 {
+            self.inner.replies_wake.notify_one();
         }
         Ok(handled)
     }

@@ -303,6 +303,13 @@ impl Batch {
         Ok(out)
     }
 
+    /// Whether the batch wrote outbox rows other than the replies handed to
+    /// [`Batch::enqueue`]: a turn's effects (station alerts, events, pushes) or WhatsApp rows
+    /// that were waiting for the window.
+    pub fn wrote_beyond_replies(&self) -> bool {
+        self.wrote_outbox
+    }
+
     /// A reply (or other outbox row) to write at commit, after everything written before.
     pub fn enqueue(&mut self, row: NewOutbox) {
         self.outbox.push(row);
