@@ -707,8 +707,11 @@ impl Runtime {
         reset: bool,
         now: i64,
     ) -> Result<(Conversation, Vec<(Lang, Reply)>), MessageError> {
-        let inbound: Inbound =
-            serde_json::from_str(&row.payload).map_err(|e| MessageError::Payload(e.to_string()))?;
+        let inbound: Inbound = match &row.message {
+            Some(held) => held.clone(),
+            None => serde_json::from_str(&row.payload)
+                .map_err(|e| MessageError::Payload(e.to_string()))?,
+        };
         let mut profile = profile(turn, &inbound);
         let today = self.local_date(now);
         let first = if reset {

@@ -153,7 +153,15 @@ impl Runtime {
             }
         }
         let ids: Vec<i64> = turns.iter().map(|&c| batch.citizens[c].id).collect();
-        let mut waiting = batch.unprocessed_and_conversations(&ids).await?;
+        let held = msgs
+            .iter()
+            .zip(&admissions)
+            .filter_map(|(m, a)| match *a {
+                BatchAdmission::New { inbox_id, .. } => Some((inbox_id, (*m).clone())),
+                BatchAdmission::Duplicate { .. } => None,
+            })
+            .collect();
+        let mut waiting = batch.unprocessed_and_conversations(&ids, held).await?;
         let mut done = BatchDone::default();
         for &c in &turns {
             let Some((rows, stored)) = waiting.remove(&batch.citizens[c].id) else {

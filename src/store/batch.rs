@@ -268,17 +268,21 @@ impl Batch {
     }
 
     /// The unprocessed messages (in arrival order) and stored conversation of each of these
-    /// citizens, in one statement.
+    /// citizens. `held` are the messages this batch stored (by inbox id): they are taken from
+    /// it rather than read back; only older ones (stored by a turn that failed, or before a
+    /// crash) have their payload read, in a second statement.
     pub async fn unprocessed_and_conversations(
         &mut self,
         citizen_ids: &[i64],
+        mut held: HashMap<i64, Inbound>,
     ) -> Result<HashMap<i64, (Vec<InboxRow>, Option<String>)>> {
         let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
+        let mut older: Vec<i64> = Vec::new();
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
             let list = placeholders(1, chunk.len());
             let sql = format!(
-                "select i.citizen_id, i.id, i.payload, i.received_at, c.state from inbox i \
+                "select i.citizen_id, i.id, i.received_at, c.state from inbox i \
                  left join conversations c on c.citizen_id = i.citizen_id \
                  where i.citizen_id in ({list}) and i.processed_at is null order by i.id"
             );
@@ -293,11 +297,37 @@ impl Batch {
                 if entry.0.is_empty() {
                     entry.1 = row.try_get("state")?;
                 }
+                let id: i64 = row.try_get("id")?;
+                let message = held.remove(&id);
+                if message.is_none() {
+                    older.push(id);
+                }
                 entry.0.push(InboxRow {
-                    id: row.try_get("id")?,
-                    payload: row.try_get("payload")?,
+                    id,
+                    payload: String::new(),
                     received_at: row.try_get("received_at")?,
+                    message,
                 });
+            }
+        }
+        if older.is_empty() {
+            return Ok(out);
+        }
+        let mut payloads: HashMap<i64, String> = HashMap::with_capacity(older.len());
+        for chunk in older.chunks(ROWS_PER_STATEMENT) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!("select id, payload from inbox where id in ({list})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                payloads.insert(row.try_get("id")?, row.try_get("payload")?);
+            }
+        }
+        for row in out.values_mut().flat_map(|(rows, _)| rows.iter_mut()) {
+            if row.message.is_none() {
+                row.payload = payloads.remove(&row.id).unwrap_or_default();
             }
         }
         Ok(out)

@@ -283,9 +283,12 @@ pub enum Admitted {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxRow {
     pub id: i64,
-    /// JSON of the `flows::message::Inbound`.
+    /// JSON of the `flows::message::Inbound`; empty when `message` holds it.
     pub payload: String,
     pub received_at: i64,
+    /// The message itself, when the batch that stored it still held it: it is not read back
+    /// from `payload` and parsed again.
+    pub message: Option<Inbound>,
 }
 
 /// What an outbox row carries.

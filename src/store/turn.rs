@@ -152,6 +152,7 @@ impl Turn {
                     id: r.try_get("id")?,
                     payload: r.try_get("payload")?,
                     received_at: r.try_get("received_at")?,
+                    message: None,
                 })
             })
             .collect::<Result<_>>()?;
