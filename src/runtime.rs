@@ -40,7 +40,7 @@ use crate::limits::{CitizenLimits, HELD_BACK_NOTE};
 use crate::metrics;
 pub use crate::store::Accepted;
 use crate::store::{
-    Admitted, Citizen, Filing, InboxRow, NewOutbox, Notices, OutboxKind, Store, StoreError,
+    Admitted, Citizen, Filing, InboxPayload, NewOutbox, Notices, OutboxKind, Store, StoreError,
     StoredReport, Turn,
 };
 
@@ -623,7 +623,7 @@ impl Runtime {
                 turn.savepoint().await?;
             }
             match self
-                .message(&mut turn, &row, state.clone(), reset, now)
+                .message(&mut turn, row.payload, state.clone(), reset, now)
                 .await
             {
                 Ok((next, replies)) => {
@@ -702,16 +702,14 @@ impl Runtime {
     async fn message(
         &self,
         turn: &mut Turn,
-        row: &InboxRow,
+        payload: InboxPayload,
         mut state: Conversation,
         reset: bool,
         now: i64,
     ) -> Result<(Conversation, Vec<(Lang, Reply)>), MessageError> {
-        let inbound: Inbound = match &row.message {
-            Some(held) => held.clone(),
-            None => serde_json::from_str(&row.payload)
-                .map_err(|e| MessageError::Payload(e.to_string()))?,
-        };
+        let inbound = payload
+            .into_message()
+            .map_err(|e| MessageError::Payload(e.to_string()))?;
         let mut profile = profile(turn, &inbound);
         let today = self.local_date(now);
         let first = if reset {

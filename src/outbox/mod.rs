@@ -435,12 +435,13 @@ impl Dispatcher {
 
     /// Keeps `led` up to date with the channels this dispatcher leads (replicas on one
     /// PostgreSQL: one leader per channel, so pacing holds for the fleet; on SQLite the lead is
-    /// held at once), and passes each wake-up on to both lanes.
+    /// held at once), and passes each wake-up on to both lanes (a replies-only one to the
+    /// interactive lane).
     async fn lead(
         &self,
         led_tx: watch::Sender<Vec<Channel>>,
         wake: Arc<Notify>,
-        lanes: [Arc<Notify>; 2],
+        [interactive, bulk]: [Arc<Notify>; 2],
         mut stop: watch::Receiver<bool>,
     ) {
         let leaders: Vec<(Channel, Leader)> = self
@@ -465,8 +466,11 @@ impl Dispatcher {
                 changed
             });
             tokio::select! {
-                _ = wake.notified() => lanes.iter().for_each(|lane| lane.notify_one()),
-                _ = self.replies_wake.notified() => lanes[0].notify_one(),
+                _ = wake.notified() => {
+                    interactive.notify_one();
+                    bulk.notify_one();
+                }
+                _ = self.replies_wake.notified() => interactive.notify_one(),
                 _ = tokio::time::sleep(POLL) => {}
                 changed = stop.changed() => if changed.is_err() { return },
             }

@@ -257,7 +257,7 @@ impl Runtime {
                 continue;
             }
             let (next, replies) = self
-                .message(turn, &row, state.clone(), reset, now)
+                .message(turn, row.payload, state.clone(), reset, now)
                 .await
                 .map_err(|e| {
                     tracing::debug!(citizen = citizen_id, inbox = row.id, error = %e, "message failure detail");

@@ -16,8 +16,8 @@ use flows::message::{Channel, Inbound};
 use sqlx::Row;
 
 use super::{
-    CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, ROWS_PER_STATEMENT, Result, Store, StoreError,
-    Turn, Tx, citizen_from_row, corrupt, placeholders,
+    CITIZEN_COLUMNS, Citizen, InboxPayload, InboxRow, NewOutbox, ROWS_PER_STATEMENT, Result, Store,
+    StoreError, Turn, Tx, citizen_from_row, corrupt, placeholders,
 };
 
 /// What admitting a batch did with one of its messages.
@@ -298,15 +298,17 @@ impl Batch {
                     entry.1 = row.try_get("state")?;
                 }
                 let id: i64 = row.try_get("id")?;
-                let message = held.remove(&id);
-                if message.is_none() {
-                    older.push(id);
-                }
+                let payload = match held.remove(&id) {
+                    Some(message) => InboxPayload::Held(message),
+                    None => {
+                        older.push(id);
+                        InboxPayload::Stored(String::new())
+                    }
+                };
                 entry.0.push(InboxRow {
                     id,
-                    payload: String::new(),
+                    payload,
                     received_at: row.try_get("received_at")?,
-                    message,
                 });
             }
         }
@@ -326,8 +328,8 @@ impl Batch {
             }
         }
         for row in out.values_mut().flat_map(|(rows, _)| rows.iter_mut()) {
-            if row.message.is_none() {
-                row.payload = payloads.remove(&row.id).unwrap_or_default();
+            if let InboxPayload::Stored(json) = &mut row.payload {
+                *json = payloads.remove(&row.id).unwrap_or_default();
             }
         }
         Ok(out)

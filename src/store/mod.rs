@@ -283,12 +283,26 @@ pub enum Admitted {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxRow {
     pub id: i64,
-    /// JSON of the `flows::message::Inbound`; empty when `message` holds it.
-    pub payload: String,
+    pub payload: InboxPayload,
     pub received_at: i64,
-    /// The message itself, when the batch that stored it still held it: it is not read back
-    /// from `payload` and parsed again.
-    pub message: Option<Inbound>,
+}
+
+/// An unprocessed message as a turn gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboxPayload {
+    /// As stored: JSON of the `flows::message::Inbound`.
+    Stored(String),
+    /// The message itself, from the batch that stored it: not read back and parsed again.
+    Held(Inbound),
+}
+
+impl InboxPayload {
+    pub fn into_message(self) -> std::result::Result<Inbound, serde_json::Error> {
+        match self {
+            InboxPayload::Stored(json) => serde_json::from_str(&json),
+            InboxPayload::Held(message) => Ok(message),
+        }
+    }
 }
 
 /// What an outbox row carries.

@@ -8,8 +8,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{
-    Backend, CITIZEN_COLUMNS, Citizen, InboxRow, NewOutbox, Result, Store, StoreError, Tx,
-    citizen_from_row, corrupt, insert_outbox,
+    Backend, CITIZEN_COLUMNS, Citizen, InboxPayload, InboxRow, NewOutbox, Result, Store,
+    StoreError, Tx, citizen_from_row, corrupt, insert_outbox,
 };
 
 /// An open write transaction holding one citizen's lock. Dropped without [`Turn::commit`], it
@@ -150,9 +150,8 @@ impl Turn {
             .map(|r| {
                 Ok(InboxRow {
                     id: r.try_get("id")?,
-                    payload: r.try_get("payload")?,
+                    payload: InboxPayload::Stored(r.try_get("payload")?),
                     received_at: r.try_get("received_at")?,
-                    message: None,
                 })
             })
             .collect::<Result<_>>()?;
@@ -282,9 +281,8 @@ impl Turn {
         // `on conflict do nothing` rather than catching the error: PostgreSQL aborts the whole
         // transaction on a failed insert. Both unique keys, the reference and the draft id,
         // end here; which one it was is looked up only then, so a first filing (the usual
-        // case) is one statement.
-        // The insert returns the whole row: the station's alert, the event and the lost and
-        // found match are built from it without reading it back.
+        // case) is one statement. It returns the whole row: the station's alert, the event and
+        // the lost and found match are built from it without reading it back.
         let sql = format!(
             "insert into reports (reference, draft_id, kind, citizen_id, category, description, identifier, \
              occurred_on, place, district_id, station_id, name, phone, custody, lang, status, created_at, updated_at, \
