@@ -545,6 +545,10 @@ impl Store {
                             conn.execute("pragma journal_mode = wal").await?;
                             conn.execute("pragma synchronous = normal").await?;
                             conn.execute("pragma foreign_keys = on").await?;
+                            // A multi-row insert that may fail halfway keeps a statement
+                            // journal; in a temp file that is an open, writes and a close
+                            // per statement.
+                            conn.execute("pragma temp_store = memory").await?;
                             Ok(())
                         })
                     })

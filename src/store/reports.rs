@@ -1165,7 +1165,7 @@ async fn enqueue_once(tx: &mut Tx, notice: &NewNotice<'_>, now: i64) -> Result<b
     let id: Option<i64> = sqlx::query_scalar(
         "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
          next_attempt_at, created_at, dedupe_key) values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9) \
-         on conflict (dedupe_key) do nothing returning id",
+         on conflict (dedupe_key) where dedupe_key is not null do nothing returning id",
     )
     .bind(notice.citizen_id)
     .bind(notice.channel.as_str())
