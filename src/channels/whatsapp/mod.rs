@@ -11,6 +11,7 @@
 //! Facts this is written against: `shared/spec/protocol-facts.md` §1.
 
 pub mod media;
+mod read_receipts;
 pub mod sender;
 pub mod sink;
 

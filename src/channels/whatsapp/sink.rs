@@ -6,8 +6,9 @@
 //! the notification again). A notification carrying one message (the usual case) is stored
 //! and processed in one commit ([`Runtime::accept_and_process`]); otherwise the citizens'
 //! turns (transaction 2; the sweeper catches anything missed) run in the background. Then
-//! each message is marked as read and media downloads start. A redelivered wamid changes
-//! nothing and starts nothing.
+//! the messages are marked as read (a citizen's latest, about once a second at most:
+//! [`super::read_receipts`]) and media downloads start. A redelivered wamid changes nothing
+//! and starts nothing.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -21,6 +22,7 @@ use webhook::graph::REENGAGEMENT;
 use webhook::{DeliveryStatus, GraphClient, SinkError, WhatsappSink};
 
 use super::media::MediaFetcher;
+use super::read_receipts::{RECEIPT_WINDOW, ReadReceipts};
 use crate::metrics;
 use crate::runtime::{Handled, Runtime};
 use crate::store::StatusApplied;
@@ -38,10 +40,10 @@ pub(super) const REWAKE_AFTER: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct RuntimeSink {
     runtime: Runtime,
-    graph: GraphClient,
     media: Arc<MediaFetcher>,
     background: bool,
     second_look: Arc<SecondLook>,
+    receipts: Arc<ReadReceipts>,
 }
 
 impl RuntimeSink {
@@ -55,8 +57,8 @@ impl RuntimeSink {
             }),
         );
         RuntimeSink {
+            receipts: ReadReceipts::new(graph, runtime.clone(), RECEIPT_WINDOW),
             runtime,
-            graph,
             media,
             background: true,
             second_look,
@@ -101,32 +103,31 @@ impl RuntimeSink {
     }
 
     /// The background work after a commit: for each citizen with new messages, their turn
-    /// unless it ran already, and a second look at rows waiting for the window; a read receipt
-    /// per message; the first download attempts. Turns and read receipts are tracked: shutdown
-    /// lets them finish.
-    fn start(&self, citizens: Vec<NewFrom>, wamids: Vec<String>, media: Vec<String>) {
+    /// unless it ran already, and a second look at rows waiting for the window; the messages
+    /// marked as read ([`ReadReceipts`]); the first download attempts. Turns and read receipts
+    /// are tracked: shutdown lets them finish.
+    fn start(&self, citizens: Vec<NewFrom>, read: Vec<(String, String)>, media: Vec<String>) {
         for citizen in citizens {
-            let runtime = self.runtime.clone();
-            let second_look = self.second_look.clone();
             let NewFrom {
                 citizen_id,
                 recipient,
                 processed,
             } = citizen;
+            if processed {
+                self.second_look.queue(recipient);
+                continue;
+            }
+            let runtime = self.runtime.clone();
+            let second_look = self.second_look.clone();
             self.runtime.spawn_tracked(async move {
-                if !processed && let Err(e) = runtime.process(citizen_id).await {
+                if let Err(e) = runtime.process(citizen_id).await {
                     tracing::warn!(citizen = citizen_id, error = %e, "turn failed; the sweeper will retry");
                 }
                 second_look.queue(recipient);
             });
         }
-        for wamid in wamids {
-            let graph = self.graph.clone();
-            self.runtime.spawn_tracked(async move {
-                if let Err(outcome) = graph.mark_read(&wamid).await {
-                    tracing::info!(?outcome, "whatsapp read receipt not sent");
-                }
-            });
+        for (wa_id, wamid) in read {
+            self.receipts.mark(&wa_id, wamid);
         }
         for media_id in media {
             let fetcher = self.media.clone();
@@ -254,7 +255,7 @@ impl WhatsappSink for RuntimeSink {
     async fn accept(&self, messages: Vec<Inbound>) -> Result<(), SinkError> {
         let now = self.runtime.clock().now();
         let mut citizens: Vec<NewFrom> = Vec::new();
-        let mut wamids = Vec::new();
+        let mut read = Vec::new();
         let mut media = Vec::new();
         let mut failure = None;
         // Several messages are all stored before any is processed, as Meta batched them.
@@ -292,7 +293,7 @@ impl WhatsappSink for RuntimeSink {
                             processed,
                         }),
                     }
-                    wamids.push(msg.provider_id.clone());
+                    read.push((msg.sender.clone(), msg.provider_id.clone()));
                     citizen_id
                 }
                 Ok(Handled::Duplicate { citizen_id }) => {
@@ -320,7 +321,7 @@ impl WhatsappSink for RuntimeSink {
         // What was committed is processed even when a later message failed: the redelivery
         // Meta makes after our 500 finds those as duplicates.
         if self.background {
-            self.start(citizens, wamids, media);
+            self.start(citizens, read, media);
         }
         match failure {
             Some(e) => Err(e),
