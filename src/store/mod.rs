@@ -107,6 +107,29 @@ impl Tx {
     }
 }
 
+/// A pool of `max_connections` on a SQLite file, each connection set up alike.
+async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool> {
+    let url = sqlite_url(url)?;
+    Ok(AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                let busy = format!("pragma busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+                conn.execute(busy.as_str()).await?;
+                conn.execute("pragma journal_mode = wal").await?;
+                conn.execute("pragma synchronous = normal").await?;
+                conn.execute("pragma foreign_keys = on").await?;
+                // A multi-row insert that may fail halfway keeps a statement
+                // journal; in a temp file that is an open, writes and a close
+                // per statement.
+                conn.execute("pragma temp_store = memory").await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?)
+}
+
 /// SQLite has one writer at a time, and a connection waiting for the write lock polls in
 /// SQLite's busy handler, sleeping between tries (1, 2, 5, 10 … 100 ms): under load the lock
 /// sat free while every waiter slept, and the tail latency was those sleeps. So the writers of
@@ -216,6 +239,11 @@ enum Commits {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where write transactions run. SQLite: one connection, shared with [`Store::own_pool`]:
+    /// a connection throws its whole page cache away whenever another connection has
+    /// committed, so writes rotating over a pool's connections re-read (and re-parse) the
+    /// same b-tree pages in nearly every transaction. PostgreSQL: the pool.
+    writes: AnyPool,
     backend: Backend,
     wakeups: Arc<wakeup::FleetWakeups>,
     /// PostgreSQL: this pool's commits do not wait for the disk ([`Store::own_pool`]).
@@ -510,12 +538,12 @@ impl Store {
             Backend::Sqlite => POOL_SIZE_SQLITE,
             Backend::Postgres => POOL_SIZE_POSTGRES,
         };
-        Store::connect_with(url, size, Commits::Durable).await
+        Store::connect_with(url, size, Commits::Durable, None).await
     }
 
     /// Connects a small pool without migrating: for a channel sender beside `serve`'s own pool.
     pub async fn connect_small(url: &str) -> Result<Store> {
-        Store::connect_with(url, SMALL_POOL_SIZE, Commits::Durable).await
+        Store::connect_with(url, SMALL_POOL_SIZE, Commits::Durable, None).await
     }
 
     /// A small pool of its own on the same database, for work that must not queue behind the
@@ -526,35 +554,21 @@ impl Store {
     /// crashes in the next moment, and then the row is claimed and sent again (at least once,
     /// never lost). Meanwhile no claim or record waits for an fsync.
     pub async fn own_pool(&self) -> Result<Store> {
-        Store::connect_with(&self.url, SMALL_POOL_SIZE * 2, Commits::Lazy).await
+        let writes = (self.backend == Backend::Sqlite).then(|| self.writes.clone());
+        Store::connect_with(&self.url, SMALL_POOL_SIZE * 2, Commits::Lazy, writes).await
     }
 
-    async fn connect_with(url: &str, max_connections: u32, commits: Commits) -> Result<Store> {
+    /// `writes`: SQLite's writer connection to share, if one is open already.
+    async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        commits: Commits,
+        writes: Option<AnyPool>,
+    ) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let pool = match backend {
-            Backend::Sqlite => {
-                let url = sqlite_url(url)?;
-                AnyPoolOptions::new()
-                    .max_connections(max_connections)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            let busy =
-                                format!("pragma busy_timeout = {}", BUSY_TIMEOUT.as_millis());
-                            conn.execute(busy.as_str()).await?;
-                            conn.execute("pragma journal_mode = wal").await?;
-                            conn.execute("pragma synchronous = normal").await?;
-                            conn.execute("pragma foreign_keys = on").await?;
-                            // A multi-row insert that may fail halfway keeps a statement
-                            // journal; in a temp file that is an open, writes and a close
-                            // per statement.
-                            conn.execute("pragma temp_store = memory").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
-            }
+            Backend::Sqlite => sqlite_pool(url, max_connections).await?,
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(max_connections)
@@ -576,8 +590,14 @@ impl Store {
                     .await?
             }
         };
+        let writes = match (backend, writes) {
+            (Backend::Sqlite, Some(shared)) => shared,
+            (Backend::Sqlite, None) => sqlite_pool(url, 1).await?,
+            (Backend::Postgres, _) => pool.clone(),
+        };
         Ok(Store {
             pool,
+            writes,
             backend,
             wakeups: Arc::default(),
             lazy_commits: backend == Backend::Postgres && commits == Commits::Lazy,
@@ -621,13 +641,16 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if self.backend == Backend::Sqlite {
+            self.writes.close().await;
+        }
     }
 
     /// A write transaction (see [`Backend::begin`]).
     async fn write(&self) -> Result<Tx> {
         let slot = self.writer_slot().await;
         Ok(Tx {
-            tx: self.pool.begin_with(self.backend.begin()).await?,
+            tx: self.writes.begin_with(self.backend.begin()).await?,
             _slot: slot,
         })
     }
@@ -1307,6 +1330,53 @@ mod tests {
                 !plan.iter().any(|d| d.contains("TEMP B-TREE")),
                 "{kind:?}: {plan:#?}"
             );
+        }
+    }
+
+    /// Writes of the main pool and of the dispatcher's own pool run on one connection (a
+    /// temp table is seen only by the connection that made it): another connection's commit
+    /// would empty its page cache.
+    #[tokio::test]
+    async fn every_write_transaction_of_a_process_runs_on_one_sqlite_connection() {
+        let (_dir, store) = fresh_sqlite().await;
+        let own = store.own_pool().await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        sqlx::query("create temp table written_here (x integer)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        for s in [&own, &store, &own] {
+            let mut tx = s.write().await.unwrap();
+            sqlx::query("insert into written_here values (1)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
+    /// Lookups of a provider id, a dedupe key and old processed messages stay on the partial
+    /// indexes that hold only rows with a value (migrations/*/0011_lean_indexes.sql).
+    #[tokio::test]
+    async fn lookups_use_the_partial_indexes() {
+        let (_dir, store) = fresh_sqlite().await;
+        for (sql, index) in [
+            (
+                "select id from outbox where channel = $1 and provider_id = $2",
+                "outbox_provider",
+            ),
+            (
+                "select id from outbox where dedupe_key = $1",
+                "outbox_dedupe",
+            ),
+            (
+                "select id from inbox where processed_at is not null and processed_at < $1",
+                "inbox_processed",
+            ),
+        ] {
+            let plan = plan(&store, sql, &["whatsapp", "x"]).await;
+            assert!(plan.iter().any(|d| d.contains(index)), "{sql}: {plan:#?}");
         }
     }
 
