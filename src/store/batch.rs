@@ -15,10 +15,9 @@ use flows::Lang;
 use flows::message::{Channel, Inbound};
 use sqlx::Row;
 
-use super::json_rows::{Field, json_arg, json_ids, json_rows};
 use super::{
-    Backend, CITIZEN_COLUMNS, Citizen, InboxPayload, InboxRow, NewOutbox, Result, Store,
-    StoreError, Turn, Tx, citizen_from_row, corrupt,
+    CITIZEN_COLUMNS, Citizen, InboxPayload, InboxRow, NewOutbox, ROWS_PER_STATEMENT, Result, Store,
+    StoreError, Turn, Tx, citizen_from_row, corrupt, placeholders,
 };
 
 /// What admitting a batch did with one of its messages.
@@ -77,24 +76,15 @@ impl Store {
                 }
             }
             let mut tx = self.write().await?;
-            let citizens = upsert_citizens(&mut tx, self.backend, msgs, &todo, now).await?;
+            let citizens = upsert_citizens(&mut tx, msgs, &todo, now).await?;
             let index: HashMap<(Channel, &str), usize> = citizens
                 .iter()
                 .enumerate()
                 .map(|(n, c)| ((c.channel, c.external_id.as_str()), n))
                 .collect();
             let citizen_of = |i: usize| index[&(msgs[i].channel, msgs[i].sender.as_str())];
-            let stored = insert_inbox(
-                &mut tx,
-                self.backend,
-                msgs,
-                &payloads,
-                &todo,
-                &citizens,
-                &index,
-                now,
-            )
-            .await?;
+            let stored =
+                insert_inbox(&mut tx, msgs, &payloads, &todo, &citizens, &index, now).await?;
             if stored.len() < todo.len() {
                 for &i in &todo {
                     if !stored.contains_key(&(msgs[i].channel, msgs[i].provider_id.as_str())) {
@@ -152,7 +142,6 @@ impl Store {
 /// same rows in the same order.
 async fn upsert_citizens(
     tx: &mut Tx,
-    backend: Backend,
     msgs: &[&Inbound],
     todo: &[usize],
     now: i64,
@@ -173,40 +162,34 @@ async fn upsert_citizens(
     }
     let mut keys: Vec<_> = latest.into_iter().collect();
     keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
-    let rows = json_rows(backend, 2, &[Field::Text, Field::Text, Field::Int]);
-    let [channel, sender, written] = &rows.fields[..] else {
-        unreachable!("three fields")
-    };
-    let sql = format!(
-        "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
-         select {channel}, {sender}, 1, 0, $1, {written} {from} \
-         on conflict (channel, external_id) do update set \
-         last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
-         then citizens.last_inbound_at else excluded.last_inbound_at end, \
-         unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
-         returning {CITIZEN_COLUMNS}",
-        from = rows.from
-    );
-    let args: Vec<(&str, &str, i64)> = keys
-        .iter()
-        .map(|((channel, sender), written)| (channel.as_str(), *sender, *written))
-        .collect();
-    sqlx::query(&sql)
-        .bind(now)
-        .bind(json_arg(&args)?)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(citizen_from_row)
-        .collect()
+    let mut citizens = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let values = value_rows(chunk.len(), 3, |n| {
+            format!("(${}, ${}, 1, 0, $1, ${})", n[0], n[1], n[2])
+        });
+        let sql = format!(
+            "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
+             values {values} on conflict (channel, external_id) do update set \
+             last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
+             then citizens.last_inbound_at else excluded.last_inbound_at end, \
+             unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
+             returning {CITIZEN_COLUMNS}"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for ((channel, sender), written) in chunk {
+            query = query.bind(channel.as_str()).bind(*sender).bind(*written);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            citizens.push(citizen_from_row(&row)?);
+        }
+    }
+    Ok(citizens)
 }
 
 /// Stores the messages not yet stored; returns the inbox id of each one stored now, by
 /// (channel, provider id).
-#[allow(clippy::too_many_arguments)]
 async fn insert_inbox<'m>(
     tx: &mut Tx,
-    backend: Backend,
     msgs: &[&'m Inbound],
     payloads: &[String],
     todo: &[usize],
@@ -215,53 +198,55 @@ async fn insert_inbox<'m>(
     now: i64,
 ) -> Result<HashMap<(Channel, &'m str), i64>> {
     let mut stored = HashMap::with_capacity(todo.len());
-    let rows = json_rows(
-        backend,
-        2,
-        &[Field::Text, Field::Text, Field::Int, Field::Text],
-    );
-    let [channel, provider_id, citizen_id, payload] = &rows.fields[..] else {
-        unreachable!("four fields")
-    };
-    let sql = format!(
-        "insert into inbox (channel, provider_id, citizen_id, payload, received_at) \
-         select {channel}, {provider_id}, {citizen_id}, {payload}, $1 {from} \
-         on conflict (channel, provider_id) do nothing returning id, channel, provider_id",
-        from = rows.from
-    );
-    let args: Vec<(&str, &str, i64, &str)> = todo
-        .iter()
-        .map(|&i| {
+    for chunk in todo.chunks(ROWS_PER_STATEMENT) {
+        let values = value_rows(chunk.len(), 4, |n| {
+            format!("(${}, ${}, ${}, ${}, $1)", n[0], n[1], n[2], n[3])
+        });
+        let sql = format!(
+            "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values {values} \
+             on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for &i in chunk {
             let m = msgs[i];
             let citizen = &citizens[index[&(m.channel, m.sender.as_str())]];
-            (
-                m.channel.as_str(),
-                m.provider_id.as_str(),
-                citizen.id,
-                payloads[i].as_str(),
-            )
-        })
-        .collect();
-    let inserted = sqlx::query(&sql)
-        .bind(now)
-        .bind(json_arg(&args)?)
-        .fetch_all(&mut **tx)
-        .await?;
-    for row in inserted {
-        let channel: String = row.try_get("channel")?;
-        let provider_id: String = row.try_get("provider_id")?;
-        let Some(&i) = todo
-            .iter()
-            .find(|&&i| msgs[i].channel.as_str() == channel && msgs[i].provider_id == provider_id)
-        else {
-            return Err(corrupt("inbox row of the batch", &provider_id));
-        };
-        stored.insert(
-            (msgs[i].channel, msgs[i].provider_id.as_str()),
-            row.try_get("id")?,
-        );
+            query = query
+                .bind(m.channel.as_str())
+                .bind(&m.provider_id)
+                .bind(citizen.id)
+                .bind(&payloads[i]);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let channel: String = row.try_get("channel")?;
+            let provider_id: String = row.try_get("provider_id")?;
+            let Some(&i) = chunk.iter().find(|&&i| {
+                msgs[i].channel.as_str() == channel && msgs[i].provider_id == provider_id
+            }) else {
+                return Err(corrupt("inbox row of the batch", &provider_id));
+            };
+            stored.insert(
+                (msgs[i].channel, msgs[i].provider_id.as_str()),
+                row.try_get("id")?,
+            );
+        }
     }
     Ok(stored)
+}
+
+/// `count` rows of `width` numbered placeholders each, after the statement's shared `$1`.
+fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
+    let mut out = String::with_capacity(count * (width * 5 + 8));
+    let mut n: Vec<usize> = vec![0; width];
+    for r in 0..count {
+        for (k, slot) in n.iter_mut().enumerate() {
+            *slot = 2 + r * width + k;
+        }
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&row(&n));
+    }
+    out
 }
 
 impl Batch {
@@ -293,16 +278,18 @@ impl Batch {
     ) -> Result<HashMap<i64, (Vec<InboxRow>, Option<String>)>> {
         let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
         let mut older: Vec<i64> = Vec::new();
-        let backend = self.store.backend();
         let tx = self.tx()?;
-        let sql = format!(
-            "select i.citizen_id, i.id, i.received_at, c.state from inbox i \
-             left join conversations c on c.citizen_id = i.citizen_id \
-             where i.citizen_id in ({}) and i.processed_at is null order by i.id",
-            json_ids(backend, 1)
-        );
-        {
-            let query = sqlx::query(&sql).bind(json_arg(&citizen_ids)?);
+        for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!(
+                "select i.citizen_id, i.id, i.received_at, c.state from inbox i \
+                 left join conversations c on c.citizen_id = i.citizen_id \
+                 where i.citizen_id in ({list}) and i.processed_at is null order by i.id"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
             for row in query.fetch_all(&mut **tx).await? {
                 let entry = out
                     .entry(row.try_get("citizen_id")?)
@@ -329,13 +316,16 @@ impl Batch {
             return Ok(out);
         }
         let mut payloads: HashMap<i64, String> = HashMap::with_capacity(older.len());
-        let sql = format!(
-            "select id, payload from inbox where id in ({})",
-            json_ids(backend, 1)
-        );
-        let query = sqlx::query(&sql).bind(json_arg(&older)?);
-        for row in query.fetch_all(&mut **tx).await? {
-            payloads.insert(row.try_get("id")?, row.try_get("payload")?);
+        for chunk in older.chunks(ROWS_PER_STATEMENT) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!("select id, payload from inbox where id in ({list})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                payloads.insert(row.try_get("id")?, row.try_get("payload")?);
+            }
         }
         for row in out.values_mut().flat_map(|(rows, _)| rows.iter_mut()) {
             if let InboxPayload::Stored(json) = &mut row.payload {
@@ -381,43 +371,29 @@ impl Batch {
         let processed = std::mem::take(&mut self.processed);
         let conversations = std::mem::take(&mut self.conversations);
         let wrote_outbox = self.wrote_outbox || !outbox.is_empty();
-        let backend = self.store.backend();
         let tx = self.tx()?;
-        if !outbox.is_empty() {
-            use Field::{Int, Text};
-            let rows = json_rows(backend, 2, &[Int, Text, Text, Text, Text, Text]);
+        for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
+            let values = value_rows(chunk.len(), 6, |n| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $1, $1)",
+                    n[0], n[1], n[2], n[3], n[4], n[5]
+                )
+            });
             let sql = format!(
                 "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
-                 next_attempt_at, created_at) select {}, 'pending', 0, $1, $1 {}",
-                rows.fields.join(", "),
-                rows.from
+                 next_attempt_at, created_at) values {values}"
             );
-            type Row<'a> = (
-                Option<i64>,
-                &'a str,
-                &'a str,
-                &'a str,
-                &'a str,
-                Option<&'a str>,
-            );
-            let args: Vec<Row> = outbox
-                .iter()
-                .map(|r| {
-                    (
-                        r.citizen_id,
-                        r.channel.as_str(),
-                        r.recipient.as_str(),
-                        r.kind.as_str(),
-                        r.content.as_str(),
-                        r.lang.map(Lang::code),
-                    )
-                })
-                .collect();
-            sqlx::query(&sql)
-                .bind(now)
-                .bind(json_arg(&args)?)
-                .execute(&mut **tx)
-                .await?;
+            let mut query = sqlx::query(&sql).bind(now);
+            for row in chunk {
+                query = query
+                    .bind(row.citizen_id)
+                    .bind(row.channel.as_str())
+                    .bind(&row.recipient)
+                    .bind(row.kind.as_str())
+                    .bind(&row.content)
+                    .bind(row.lang.map(Lang::code));
+            }
+            query.execute(&mut **tx).await?;
         }
         let mut notes: Vec<Option<&str>> = processed.iter().map(|p| p.1).collect();
         notes.sort();
@@ -428,30 +404,28 @@ impl Batch {
                 .filter(|p| p.1 == note)
                 .map(|p| p.0)
                 .collect();
-            let sql = format!(
-                "update inbox set processed_at = $1, error = $2 where id in ({})",
-                json_ids(backend, 3)
-            );
-            sqlx::query(&sql)
-                .bind(now)
-                .bind(note)
-                .bind(json_arg(&ids)?)
-                .execute(&mut **tx)
-                .await?;
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let list = placeholders(3, chunk.len());
+                let sql =
+                    format!("update inbox set processed_at = $1, error = $2 where id in ({list})");
+                let mut query = sqlx::query(&sql).bind(now).bind(note);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut **tx).await?;
+            }
         }
-        if !conversations.is_empty() {
-            let rows = json_rows(backend, 2, &[Field::Int, Field::Text]);
+        for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
+            let values = value_rows(chunk.len(), 2, |n| format!("(${}, ${}, $1)", n[0], n[1]));
             let sql = format!(
-                "insert into conversations (citizen_id, state, updated_at) select {}, $1 {} \
-                 on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at",
-                rows.fields.join(", "),
-                rows.from
+                "insert into conversations (citizen_id, state, updated_at) values {values} \
+                 on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at"
             );
-            sqlx::query(&sql)
-                .bind(now)
-                .bind(json_arg(&conversations)?)
-                .execute(&mut **tx)
-                .await?;
+            let mut query = sqlx::query(&sql).bind(now);
+            for (citizen_id, state) in chunk {
+                query = query.bind(*citizen_id).bind(state);
+            }
+            query.execute(&mut **tx).await?;
         }
         let tx = self.tx.take().expect("checked above");
         tx.commit().await?;

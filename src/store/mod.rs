@@ -27,7 +27,6 @@
 
 mod batch;
 mod checkpoint;
-mod json_rows;
 mod leader;
 mod reports;
 mod retention;
@@ -1013,24 +1012,29 @@ impl Store {
                 _ => None,
             })
             .collect();
-        if !sent.is_empty() {
-            use json_rows::Field::{Int, Text};
-            let rows = json_rows::json_rows(self.backend, 1, &[Int, Text, Int, Int]);
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            let values = (0..chunk.len())
+                .map(|r| {
+                    let n = 4 * r;
+                    format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // A `values` list names its columns column1, column2, … on both databases.
             let sql = format!(
-                "update outbox set status = 'sent', provider_id = v.provider_id, sent_at = v.sent_at, \
-                 claimed_until = null, attempts = v.attempts \
-                 from (select {} as id, {} as provider_id, {} as sent_at, {} as attempts {}) as v \
-                 where outbox.id = v.id",
-                rows.fields[0], rows.fields[1], rows.fields[2], rows.fields[3], rows.from
+                "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
+                 claimed_until = null, attempts = v.column4 from (values {values}) as v \
+                 where outbox.id = v.column1"
             );
-            let args: Vec<(i64, &str, i64, u32)> = sent
-                .iter()
-                .map(|(o, provider_id)| (o.id, provider_id.as_str(), o.at, o.attempts))
-                .collect();
-            sqlx::query(&sql)
-                .bind(json_rows::json_arg(&args)?)
-                .execute(&mut *tx)
-                .await?;
+            let mut q = sqlx::query(&sql);
+            for (o, provider_id) in chunk {
+                q = q
+                    .bind(o.id)
+                    .bind(*provider_id)
+                    .bind(o.at)
+                    .bind(i64::from(o.attempts));
+            }
+            q.execute(&mut *tx).await?;
         }
         for o in outcomes {
             let q = match &o.record {
