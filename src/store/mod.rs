@@ -554,11 +554,12 @@ impl Store {
     /// crashes in the next moment, and then the row is claimed and sent again (at least once,
     /// never lost). Meanwhile no claim or record waits for an fsync.
     pub async fn own_pool(&self) -> Result<Store> {
-        let writes = (self.backend == Backend::Sqlite).then(|| self.writes.clone());
+        let writes = Some(self.writes.clone());
         Store::connect_with(&self.url, SMALL_POOL_SIZE * 2, Commits::Lazy, writes).await
     }
 
-    /// `writes`: SQLite's writer connection to share, if one is open already.
+    /// `writes`: SQLite's writer connection to share, if one is open already (PostgreSQL
+    /// writes on its pool).
     async fn connect_with(
         url: &str,
         max_connections: u32,
@@ -641,9 +642,8 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        if self.backend == Backend::Sqlite {
-            self.writes.close().await;
-        }
+        // On PostgreSQL the same pool: closed already, and closing again is a no-op.
+        self.writes.close().await;
     }
 
     /// A write transaction (see [`Backend::begin`]).

@@ -16,50 +16,40 @@ use webhook::GraphClient;
 use crate::runtime::Runtime;
 
 /// How late a receipt for a citizen's later messages may be.
-pub(super) const RECEIPT_WINDOW: Duration = Duration::from_secs(1);
+const RECEIPT_WINDOW: Duration = Duration::from_secs(1);
 
 pub(super) struct ReadReceipts {
-    window: Duration,
     graph: GraphClient,
     runtime: Runtime,
-    state: Mutex<Marks>,
-}
-
-#[derive(Default)]
-struct Marks {
     /// Citizens (by `wa_id`) marked in the current window, with their latest message since,
-    /// if any, to mark when it ends.
-    recent: HashMap<String, Option<String>>,
-    /// Whether the task that ends windows runs; it stops when a window ends with nobody in it.
-    running: bool,
+    /// if any, to mark when it ends. The task that ends windows runs while it is not empty.
+    recent: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl ReadReceipts {
-    pub(super) fn new(graph: GraphClient, runtime: Runtime, window: Duration) -> Arc<Self> {
+    pub(super) fn new(graph: GraphClient, runtime: Runtime) -> Arc<Self> {
         Arc::new(ReadReceipts {
-            window,
             graph,
             runtime,
-            state: Mutex::default(),
+            recent: Mutex::default(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Marks> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Marks `wamid`, from `wa_id`, as read: now, or with their later messages at the end of
     /// the window.
     pub(super) fn mark(self: &Arc<Self>, wa_id: &str, wamid: String) {
-        let mut marks = self.lock();
-        if let Some(pending) = marks.recent.get_mut(wa_id) {
+        let mut recent = self.lock();
+        if let Some(pending) = recent.get_mut(wa_id) {
             *pending = Some(wamid);
             return;
         }
-        marks.recent.insert(wa_id.to_owned(), None);
-        let start = !marks.running;
-        marks.running = true;
-        drop(marks);
+        let start = recent.is_empty();
+        recent.insert(wa_id.to_owned(), None);
+        drop(recent);
         self.send(wamid);
         if start {
             let this = self.clone();
@@ -69,23 +59,18 @@ impl ReadReceipts {
 
     async fn run(&self) {
         loop {
-            tokio::time::sleep(self.window).await;
-            let due: Vec<String> = {
-                let mut marks = self.lock();
-                let mut due = Vec::new();
-                // A citizen with a message to mark starts a new window; a quiet one leaves.
-                marks.recent.retain(|_, pending| match pending.take() {
-                    Some(wamid) => {
-                        due.push(wamid);
-                        true
-                    }
-                    None => false,
-                });
-                if marks.recent.is_empty() {
-                    marks.running = false;
+            tokio::time::sleep(RECEIPT_WINDOW).await;
+            let mut due: Vec<String> = Vec::new();
+            // A citizen with a message to mark starts a new window; a quiet one leaves. When
+            // nobody is left (nothing was due), this task stops, and the next `mark`, finding
+            // nobody, starts another.
+            self.lock().retain(|_, pending| match pending.take() {
+                Some(wamid) => {
+                    due.push(wamid);
+                    true
                 }
-                due
-            };
+                None => false,
+            });
             let stop = due.is_empty();
             for wamid in due {
                 self.send(wamid);

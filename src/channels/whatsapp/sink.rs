@@ -22,7 +22,7 @@ use webhook::graph::REENGAGEMENT;
 use webhook::{DeliveryStatus, GraphClient, SinkError, WhatsappSink};
 
 use super::media::MediaFetcher;
-use super::read_receipts::{RECEIPT_WINDOW, ReadReceipts};
+use super::read_receipts::ReadReceipts;
 use crate::metrics;
 use crate::runtime::{Handled, Runtime};
 use crate::store::StatusApplied;
@@ -57,7 +57,7 @@ impl RuntimeSink {
             }),
         );
         RuntimeSink {
-            receipts: ReadReceipts::new(graph, runtime.clone(), RECEIPT_WINDOW),
+            receipts: ReadReceipts::new(graph, runtime.clone()),
             runtime,
             media,
             background: true,
