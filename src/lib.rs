@@ -139,6 +139,7 @@ pub async fn run_with(
     let dispatch = tokio::spawn(
         dispatcher
             .with_replies_wake(runtime.replies_wake())
+            .with_handoff(runtime.handoff())
             .run(runtime.wake(), stop_rx.clone()),
     );
     let sweeper = tokio::spawn(sweep(runtime.clone(), stop_rx.clone()));

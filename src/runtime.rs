@@ -38,6 +38,7 @@ use crate::config::{PrivacyConfig, Secret};
 use crate::drain::InFlight;
 use crate::limits::{CitizenLimits, HELD_BACK_NOTE};
 use crate::metrics;
+use crate::outbox::handoff::Handoff;
 pub use crate::store::Accepted;
 use crate::store::{
     Admitted, Citizen, Filing, InboxPayload, NewOutbox, Notices, OutboxKind, Store, StoreError,
@@ -190,6 +191,8 @@ struct Inner {
     /// Woken instead of `wake` after a group commit whose only outbox rows are replies, so
     /// the dispatcher's bulk lane does not look for pushes nobody wrote.
     replies_wake: Arc<Notify>,
+    /// Where group commits hand replies written claimed to the dispatcher's interactive lane.
+    handoff: Handoff,
     /// Background work (citizens' turns after a webhook answered) that shutdown waits for.
     in_flight: InFlight,
     /// `SEVA_ANONYMOUS_CATEGORIES`, for the engine.
@@ -291,6 +294,7 @@ impl RuntimeBuilder {
                 locks: DashMap::new(),
                 wake: self.wake,
                 replies_wake: Arc::new(Notify::new()),
+                handoff: Handoff::new(),
                 in_flight: InFlight::new(),
                 anonymous_categories: self.anonymous_categories,
                 pseudonym_key: self.pseudonym_key,
@@ -370,6 +374,12 @@ impl Runtime {
     /// ([`crate::outbox::Dispatcher::with_replies_wake`]).
     pub fn replies_wake(&self) -> Arc<Notify> {
         self.inner.replies_wake.clone()
+    }
+
+    /// Where group commits hand replies to the dispatcher's interactive lane, written claimed
+    /// ([`crate::outbox::Dispatcher::with_handoff`]).
+    pub fn handoff(&self) -> Handoff {
+        self.inner.handoff.clone()
     }
 
     /// Spawns background work that shutdown waits for (within `SEVA_SHUTDOWN_GRACE`): a

@@ -694,12 +694,17 @@ async fn signed_events_reach_the_back_office_and_are_retried_after_a_500() {
         assert_eq!(changed["change"]["to"], "acknowledged");
         assert_eq!(changed["change"]["note"], "seen");
         assert!(!String::from_utf8_lossy(&requests[2].1).contains("secret"));
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "select id from outbox where kind = 'event' and status = 'sent' order by id",
-        )
-        .fetch_all(&s.h.db().await)
-        .await
-        .unwrap();
+        // The receiver sees a request before the dispatcher records its answer.
+        let mut ids: Vec<i64> = Vec::new();
+        while ids.len() < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            ids = sqlx::query_scalar(
+                "select id from outbox where kind = 'event' and status = 'sent' order by id",
+            )
+            .fetch_all(&s.h.db().await)
+            .await
+            .unwrap();
+        }
         assert_eq!(
             ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
             [delivered[1].0.clone(), delivered[2].0.clone()]

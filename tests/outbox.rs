@@ -892,3 +892,166 @@ async fn the_second_look_wakes_only_the_citizens_with_something_waiting_in_one_g
         assert_eq!(unreachable, ["not-looked-at"]);
     }
 }
+
+/// A running dispatcher with the runtime's handoff: the interactive lane sends the replies a
+/// group commit wrote claimed.
+fn running_with_handoff(
+    h: &Harness,
+    rt: &seva::runtime::Runtime,
+    fake: &Arc<FakeSender>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(
+        dispatcher(h, fake)
+            .with_replies_wake(rt.replies_wake())
+            .with_handoff(rt.handoff())
+            .run(rt.wake(), stopped),
+    );
+    (stop, running)
+}
+
+async fn wait_delivered(fake: &FakeSender, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while fake.delivered().len() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} delivered",
+            fake.delivered().len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A reply handed straight to the lane is sent and recorded like a claimed one; when its
+/// send fails, the citizen's next reply waits behind its retry instead of overtaking it.
+#[tokio::test]
+async fn a_handed_over_reply_keeps_its_recipients_order_across_a_retry() {
+    for h in common::backends().await {
+        let rt = h.runtime();
+        let fake = FakeSender::new(Channel::Terminal);
+        let (stop, running) = running_with_handoff(&h, &rt, &fake);
+        // Let the lane take the lead before the first message.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+
+        rt.accept_and_process(&common::text("asha", "m1", "hello"))
+            .await
+            .unwrap();
+        wait_delivered(&fake, 1).await;
+        let first = fake.delivered()[0].1;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while row(&h, first).await.status != OutboxStatus::Sent {
+            assert!(tokio::time::Instant::now() < deadline, "never recorded");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        fake.script(
+            "asha",
+            SendOutcome::Transient {
+                reason: "502 bad gateway".to_owned(),
+            },
+        );
+        rt.accept_and_process(&common::text("asha", "m2", "help"))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let failed = loop {
+            let retrying: Option<i64> = sqlx::query_scalar(
+                "select id from outbox where status = 'pending' and attempts = 1",
+            )
+            .fetch_optional(&h.db().await)
+            .await
+            .unwrap();
+            if let Some(id) = retrying {
+                break id;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no retry recorded");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+
+        rt.accept_and_process(&common::text("asha", "m3", "menu"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(fake.delivered().len(), 1, "m3's reply overtook m2's retry");
+
+        h.advance(3);
+        wait_delivered(&fake, 3).await;
+        let ids: Vec<i64> = fake.delivered().iter().map(|d| d.1).collect();
+        assert_eq!(ids[1], failed, "the retry goes first");
+        assert!(ids[2] > failed);
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A reply is written claimed only when nothing of its recipient is in its way: not a
+/// pending row, not a sending one whose provider has not answered yet, not an earlier reply
+/// of the same commit.
+#[tokio::test]
+async fn a_reply_is_written_claimed_only_when_nothing_of_its_recipient_is_in_its_way() {
+    for h in common::backends().await {
+        let to = |text: &str| NewOutbox {
+            channel: Channel::Terminal,
+            ..reply("asha", text)
+        };
+        let pending = || async {
+            let ids: Vec<i64> =
+                sqlx::query_scalar("select id from outbox where status = 'pending' order by id")
+                    .fetch_all(&h.db().await)
+                    .await
+                    .unwrap();
+            ids
+        };
+        let mut n = 0;
+        let mut commit = |rows: Vec<NewOutbox>, answered: Vec<i64>| {
+            n += 1;
+            let msg = common::text("asha", &format!("m{n}"), "hello");
+            let store = h.store.clone();
+            let now = h.time();
+            async move {
+                let (mut batch, _) = store.admit_batch(&[&msg], now).await.unwrap();
+                for row in rows {
+                    batch.enqueue_claimed(row);
+                }
+                batch
+                    .commit(now, |id| answered.contains(&id))
+                    .await
+                    .unwrap()
+            }
+        };
+
+        let claimed = commit(vec![to("a")], vec![]).await;
+        assert_eq!(claimed.len(), 1);
+        let a = claimed[0].1.id;
+        assert_eq!(row(&h, a).await.status, OutboxStatus::Sending);
+
+        assert!(
+            commit(vec![to("b")], vec![]).await.is_empty(),
+            "a is sending"
+        );
+        let b = pending().await;
+        assert_eq!(b.len(), 1);
+        assert!(
+            commit(vec![to("c")], vec![a]).await.is_empty(),
+            "b is pending"
+        );
+        sent(&h, b[0]).await;
+        sent(&h, pending().await[0]).await;
+
+        let claimed = commit(vec![to("d"), to("e")], vec![a]).await;
+        assert_eq!(
+            claimed.iter().map(|c| c.0).collect::<Vec<_>>(),
+            [0],
+            "a was answered; e waits behind d"
+        );
+        let d = claimed[0].1.id;
+        assert_eq!(pending().await.len(), 1);
+        assert!(pending().await[0] > d);
+    }
+}

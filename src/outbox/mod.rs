@@ -16,6 +16,7 @@
 //! that channel's lead ([`Store::lead`]), so one replica sends per provider and the pacing holds
 //! for the fleet; rows are claimed with `for update skip locked` all the same.
 
+pub mod handoff;
 pub mod prepared;
 pub mod terminal;
 
@@ -33,6 +34,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use self::handoff::{HandedOff, Handoff};
 use crate::clock::Clock;
 use crate::store::{
     Claim, Leader, OutboxKind, OutboxLane, OutboxRow, SendOutcomeRow, SendRecord, Store, StoreError,
@@ -188,6 +190,8 @@ pub struct Dispatcher {
     records: std::sync::OnceLock<RecordWriter>,
     /// Wakes the interactive lane alone ([`Dispatcher::with_replies_wake`]).
     replies_wake: Arc<Notify>,
+    /// Replies written claimed, for the interactive lane ([`Dispatcher::with_handoff`]).
+    handoff: Option<Handoff>,
 }
 
 impl Dispatcher {
@@ -214,7 +218,15 @@ impl Dispatcher {
             catalog: Catalog::global(),
             records: std::sync::OnceLock::new(),
             replies_wake: Arc::new(Notify::new()),
+            handoff: None,
         }
+    }
+
+    /// Has the interactive lane send the replies handed over through `handoff`
+    /// ([`crate::runtime::Runtime::handoff`]) on the channels it leads.
+    pub fn with_handoff(mut self, handoff: Handoff) -> Dispatcher {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Also wakes on `wake`, for the interactive lane only: new replies and nothing else to
@@ -304,9 +316,9 @@ impl Dispatcher {
     ) -> Result<usize, StoreError> {
         let rows = self.store.claim_due(claim, self.clock.now()).await?;
         let handled = rows.len();
-        let mut ready: Vec<(OutboxRow, Arc<Route>, OutboundMessage)> = Vec::with_capacity(handled);
+        let mut ready: Vec<(OutboxRow, OutboundMessage)> = Vec::with_capacity(handled);
         for row in rows {
-            let Some(route) = self.routes.get(&row.channel).cloned() else {
+            if !self.routes.contains_key(&row.channel) {
                 // Claimed only for our channels; kept as a guard against a future mismatch.
                 self.record(
                     &row,
@@ -316,9 +328,9 @@ impl Dispatcher {
                 )
                 .await?;
                 continue;
-            };
+            }
             match self.message(&row) {
-                Ok(msg) => ready.push((row, route, msg)),
+                Ok(msg) => ready.push((row, msg)),
                 Err(reason) => {
                     let dead = SendOutcome::Permanent {
                         code: "content".to_owned(),
@@ -328,11 +340,24 @@ impl Dispatcher {
                 }
             }
         }
+        self.start_sends(ready, stop, sends).await?;
+        Ok(handled)
+    }
+
+    /// Shows each channel's sender its share of `ready` ([`ChannelSender::prepare`]) and
+    /// starts their sends in `sends`, one pacing slot taken before each. When `stop` turns
+    /// true halfway, the rows not yet started are handed back ([`Store::release_claims`]).
+    async fn start_sends(
+        &self,
+        ready: Vec<(OutboxRow, OutboundMessage)>,
+        stop: Option<&watch::Receiver<bool>>,
+        sends: &mut InFlight,
+    ) -> Result<(), StoreError> {
         for channel in &self.channels {
             let batch: Vec<&OutboundMessage> = ready
                 .iter()
-                .filter(|(row, ..)| row.channel == *channel)
-                .map(|(.., msg)| msg)
+                .filter(|(row, _)| row.channel == *channel)
+                .map(|(_, msg)| msg)
                 .collect();
             if !batch.is_empty()
                 && let Some(route) = self.routes.get(channel)
@@ -341,7 +366,11 @@ impl Dispatcher {
             }
         }
         let mut unsent = Vec::new();
-        for (row, route, msg) in ready {
+        for (row, msg) in ready {
+            let Some(route) = self.routes.get(&row.channel).cloned() else {
+                unsent.push(row.id);
+                continue;
+            };
             if stop.is_some_and(|s| *s.borrow()) {
                 unsent.push(row.id);
                 continue;
@@ -351,16 +380,28 @@ impl Dispatcher {
             }
             let recorder = self.recorder();
             let claimed = row.clone();
+            let handoff = self.handoff.clone();
             let handle = sends.set.spawn(async move {
                 let outcome = route.sender.send(&msg).await;
-                recorder.record(&claimed, outcome).await
+                let Some(handoff) = handoff else {
+                    return recorder.record(&claimed, outcome).await;
+                };
+                let accepted = matches!(outcome, SendOutcome::Sent { .. });
+                if accepted {
+                    handoff.accepted(claimed.id);
+                }
+                let recorded = recorder.record(&claimed, outcome).await;
+                if accepted {
+                    handoff.recorded(claimed.id);
+                }
+                recorded
             });
             sends.rows.insert(handle.id(), row);
         }
         // An error here is not fatal to the rows: their lease runs out, or the next leader's
         // recovery takes them back.
         self.store.release_claims(&unsent).await?;
-        Ok(handled)
+        Ok(())
     }
 
     fn message(&self, row: &OutboxRow) -> Result<OutboundMessage, String> {
@@ -413,6 +454,11 @@ impl Dispatcher {
         // Rows another replica's turns write wake this one too (PostgreSQL).
         self.store
             .forward_outbox_wakeups(wake.clone(), stop.clone());
+        let handed = self.handoff.as_ref().and_then(Handoff::take_receiver);
+        if handed.is_none() {
+            // Another dispatcher's lane takes what is handed over.
+            self.handoff = None;
+        }
         let (led_tx, led_rx) = watch::channel(Vec::new());
         let interactive = Arc::new(Notify::new());
         let bulk = Arc::new(Notify::new());
@@ -427,9 +473,10 @@ impl Dispatcher {
                 OutboxLane::Interactive,
                 led_rx.clone(),
                 interactive,
+                handed,
                 stop.clone()
             ),
-            self.drain(OutboxLane::Bulk, led_rx, bulk, stop),
+            self.drain(OutboxLane::Bulk, led_rx, bulk, None, stop),
         );
     }
 
@@ -458,6 +505,9 @@ impl Dispatcher {
                 return;
             }
             led = self.take_over(&leaders, led).await;
+            if let Some(handoff) = &self.handoff {
+                handoff.open(&led);
+            }
             led_tx.send_if_modified(|current| {
                 let changed = *current != led;
                 if changed {
@@ -471,6 +521,7 @@ impl Dispatcher {
                     bulk.notify_one();
                 }
                 _ = self.replies_wake.notified() => interactive.notify_one(),
+                _ = bulk_woken(self.handoff.as_ref()) => bulk.notify_one(),
                 _ = tokio::time::sleep(POLL) => {}
                 changed = stop.changed() => if changed.is_err() { return },
             }
@@ -481,64 +532,89 @@ impl Dispatcher {
     /// due, then sleeps until woken, the lead changes, or a second has passed. Claims overlap
     /// the sends still in flight (at most [`MAX_IN_FLIGHT`]), so a paced channel has no gap
     /// between batches; every send started is finished and recorded before the loop returns.
+    /// The interactive lane also sends the replies `handed` over, first and unclaimed.
     async fn drain(
         &self,
         lane: OutboxLane,
         mut led: watch::Receiver<Vec<Channel>>,
         wake: Arc<Notify>,
+        mut handed: Option<handoff::Receiver>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut sends = InFlight::default();
+        // Whether to claim on this round; a wake-up, a poll, a change of lead, a full batch or
+        // a send that may have held a row back sets it.
+        let mut look = true;
+        let mut waiting: Vec<HandedOff> = Vec::new();
         loop {
-            sends.reap(self).await;
+            look |= sends.reap(self).await;
             while sends.len() >= MAX_IN_FLIGHT {
-                sends.next(self).await;
+                look |= sends.next(self).await;
             }
             if *stop.borrow() {
                 break;
             }
+            if let Some(handed) = &mut handed {
+                waiting.extend(handed.take_waiting(BATCH as usize));
+                if !waiting.is_empty() {
+                    let ready = waiting.drain(..).map(|h| (h.row, h.message)).collect();
+                    if let Err(e) = self.start_sends(ready, Some(&stop), &mut sends).await {
+                        tracing::warn!(lane = lane.as_str(), error = %e, "outbox dispatch failed");
+                    }
+                }
+            }
             let channels = led.borrow_and_update().clone();
-            let busy = !channels.is_empty() && {
+            if look && !channels.is_empty() {
+                look = false;
                 let claim = Claim {
                     channels: &channels,
                     recipient: None,
                     lane: Some(lane),
                     limit: BATCH,
                 };
-                // A full batch means more may be due: claim again while these are in flight.
-                // A partial one took everything due, so the next look waits for these sends
-                // to be recorded (or for a wake-up) instead of finding nothing.
                 match self.send_claimed(&claim, Some(&stop), &mut sends).await {
-                    Ok(n) => n >= BATCH as usize,
+                    // A full batch means more may be due: claim again while these are in
+                    // flight.
+                    Ok(n) if n >= BATCH as usize => {
+                        look = true;
+                        continue;
+                    }
+                    // A partial one took everything due but what a send in flight holds back
+                    // (a recipient's next row): look again once one of those is recorded.
+                    Ok(_) => sends.mark_all(),
                     Err(e) => {
                         tracing::warn!(lane = lane.as_str(), error = %e, "outbox dispatch failed");
-                        false
                     }
                 }
-            };
-            if busy {
-                continue;
             }
-            // Nothing due now, but a send in flight holds its recipient's next row back: once
-            // one is recorded, or new rows are written, look again at once rather than after
-            // the poll interval (or after every send in flight).
             if sends.len() > 0 {
-                let joined = tokio::select! {
-                    joined = sends.set.join_next_with_id() => joined,
-                    _ = wake.notified() => None,
-                };
-                if let Some(joined) = joined
-                    && let Err(e) = sends.settle(self, joined).await
-                {
-                    tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded");
+                tokio::select! {
+                    joined = sends.set.join_next_with_id() => {
+                        if let Some(joined) = joined {
+                            match sends.settle(self, joined).await {
+                                Ok(marked) => look |= marked,
+                                Err(e) => tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded"),
+                            }
+                        }
+                    }
+                    _ = wake.notified() => look = true,
+                    Some(reply) = ready(&mut handed) => waiting.push(reply),
                 }
                 continue;
             }
             tokio::select! {
-                _ = wake.notified() => {}
-                _ = led.changed() => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = wake.notified() => look = true,
+                _ = led.changed() => look = true,
+                _ = tokio::time::sleep(POLL) => look = true,
+                Some(reply) = ready(&mut handed) => waiting.push(reply),
                 changed = stop.changed() => if changed.is_err() { break },
+            }
+        }
+        if let Some(handed) = &mut handed {
+            waiting.extend(handed.close());
+            let unsent: Vec<i64> = waiting.iter().map(|h| h.row.id).collect();
+            if let Err(e) = self.store.release_claims(&unsent).await {
+                tracing::warn!(lane = lane.as_str(), error = %e, "handed-over replies not released");
             }
         }
         if let Err(e) = sends.finish(self).await {
@@ -585,12 +661,29 @@ impl Dispatcher {
     }
 }
 
+/// Waits for a bulk-only wake-up ([`Handoff::wake_bulk`]); never, without a handoff.
+async fn bulk_woken(handoff: Option<&Handoff>) {
+    match handoff {
+        Some(handoff) => handoff.bulk_woken().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a reply to be handed over; never, for a lane that takes none.
+async fn ready(handed: &mut Option<handoff::Receiver>) -> Option<HandedOff> {
+    match handed {
+        Some(handed) => handed.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sends started and not yet finished, with the row each one carries (to record a failure if
-/// its task panics).
+/// its task panics), and which of them may hold a row back that a claim left behind.
 #[derive(Default)]
 struct InFlight {
     set: JoinSet<Result<(), StoreError>>,
     rows: HashMap<tokio::task::Id, OutboxRow>,
+    marked: std::collections::HashSet<tokio::task::Id>,
 }
 
 impl InFlight {
@@ -598,21 +691,31 @@ impl InFlight {
         self.set.len()
     }
 
-    /// Collects the sends that have finished, without waiting.
-    async fn reap(&mut self, dispatcher: &Dispatcher) {
-        while let Some(joined) = self.set.try_join_next_with_id() {
-            if let Err(e) = self.settle(dispatcher, joined).await {
-                tracing::warn!(error = %e, "outbox send not recorded");
-            }
-        }
+    /// A claim just left behind what these sends hold back: look again as each finishes.
+    fn mark_all(&mut self) {
+        self.marked.extend(self.rows.keys().copied());
     }
 
-    /// Waits for one send to finish.
-    async fn next(&mut self, dispatcher: &Dispatcher) {
-        if let Some(joined) = self.set.join_next_with_id().await
-            && let Err(e) = self.settle(dispatcher, joined).await
-        {
-            tracing::warn!(error = %e, "outbox send not recorded");
+    /// Collects the sends that have finished, without waiting; whether one was marked.
+    async fn reap(&mut self, dispatcher: &Dispatcher) -> bool {
+        let mut marked = false;
+        while let Some(joined) = self.set.try_join_next_with_id() {
+            match self.settle(dispatcher, joined).await {
+                Ok(m) => marked |= m,
+                Err(e) => tracing::warn!(error = %e, "outbox send not recorded"),
+            }
+        }
+        marked
+    }
+
+    /// Waits for one send to finish; whether it was marked.
+    async fn next(&mut self, dispatcher: &Dispatcher) -> bool {
+        match self.set.join_next_with_id().await {
+            Some(joined) => self.settle(dispatcher, joined).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "outbox send not recorded");
+                true
+            }),
+            None => false,
         }
     }
 
@@ -627,25 +730,30 @@ impl InFlight {
         failed.map_or(Ok(()), Err)
     }
 
+    /// Takes a finished send off the books; whether it was marked ([`InFlight::mark_all`]).
     async fn settle(
         &mut self,
         dispatcher: &Dispatcher,
         joined: Result<(tokio::task::Id, Result<(), StoreError>), tokio::task::JoinError>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match joined {
             Ok((task, recorded)) => {
                 self.rows.remove(&task);
-                recorded
+                let marked = self.marked.remove(&task);
+                recorded.map(|()| marked)
             }
-            Err(e) => match self.rows.remove(&e.id()) {
-                Some(row) => {
-                    let outcome = SendOutcome::Transient {
-                        reason: format!("sender failed: {e}"),
-                    };
-                    dispatcher.record(&row, outcome).await
+            Err(e) => {
+                let marked = self.marked.remove(&e.id());
+                match self.rows.remove(&e.id()) {
+                    Some(row) => {
+                        let outcome = SendOutcome::Transient {
+                            reason: format!("sender failed: {e}"),
+                        };
+                        dispatcher.record(&row, outcome).await.map(|()| marked)
+                    }
+                    None => Ok(marked),
                 }
-                None => Ok(()),
-            },
+            }
         }
     }
 }

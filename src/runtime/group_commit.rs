@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::{Handled, Inner, Runtime, RuntimeError, reply_row, restore};
 use crate::limits::HELD_BACK_NOTE;
 use crate::metrics;
+use crate::outbox::handoff::HandedOff;
 use crate::store::{Backend, Batch, BatchAdmission, InboxRow, Turn};
 
 /// Messages per batch: enough that a batch's fixed round trips cost little per message, few
@@ -181,7 +182,27 @@ impl Runtime {
             .iter()
             .map(|c| (c.id, c.unreachable))
             .collect();
-        batch.commit(now).await?;
+        let handoff = &self.inner.handoff;
+        let claimed = batch.commit(now, |id| handoff.answered(id)).await?;
+        let handed_over = claimed.len();
+        if handed_over > 0 {
+            let replies = claimed
+                .into_iter()
+                .filter_map(|(i, row)| {
+                    let (lang, reply) = done.claimable.get_mut(i)?.take()?;
+                    Some(HandedOff::reply(row, lang, reply))
+                })
+                .collect();
+            let refused = self.inner.handoff.pass(replies);
+            if !refused.is_empty() {
+                // The lane stopped since the batch looked: the rows go back to pending for
+                // whichever dispatcher runs next.
+                if let Err(e) = self.inner.store.release_claims(&refused).await {
+                    tracing::warn!(rows = refused.len(), error = %e, "handed-over replies not released; their lease runs out");
+                }
+                self.inner.replies_wake.notify_one();
+            }
+        }
 
         let handled: Vec<Handled> = admissions
             .iter()
@@ -224,9 +245,11 @@ impl Runtime {
                 "turns processed"
             );
         }
-        if bulk {
+        if bulk && handed_over > 0 && done.replies == handed_over {
+            self.inner.handoff.wake_bulk();
+        } else if bulk {
             self.inner.wake.notify_one();
-        } else if done.replies > 0 {
+        } else if done.replies > handed_over {
             self.inner.replies_wake.notify_one();
         }
         Ok(handled)
@@ -283,7 +306,15 @@ impl Runtime {
         reply: &Reply,
         done: &mut BatchDone,
     ) -> Result<(), RuntimeError> {
-        batch.enqueue(reply_row(turn.citizen(), lang, reply)?);
+        let row = reply_row(turn.citizen(), lang, reply)?;
+        // Whatever holds the reply back (an earlier row of its recipient) is checked at commit.
+        if self.inner.handoff.accepts(row.channel) {
+            batch.enqueue_claimed(row);
+            done.claimable.push(Some((lang, reply.clone())));
+        } else {
+            batch.enqueue(row);
+            done.claimable.push(None);
+        }
         done.replies += 1;
         Ok(())
     }
@@ -295,4 +326,6 @@ struct BatchDone {
     messages: usize,
     replies: usize,
     journeys: Vec<&'static str>,
+    /// Per reply enqueued, in order: what to hand over if it is written claimed.
+    claimable: Vec<Option<(Lang, Reply)>>,
 }

@@ -11,13 +11,13 @@
 
 use std::collections::HashMap;
 
-use flows::Lang;
 use flows::message::{Channel, Inbound};
 use sqlx::Row;
 
 use super::{
-    CITIZEN_COLUMNS, Citizen, InboxPayload, InboxRow, NewOutbox, ROWS_PER_STATEMENT, Result, Store,
-    StoreError, Turn, Tx, citizen_from_row, corrupt, placeholders,
+    Backend, CITIZEN_COLUMNS, CLAIM_LEASE, Citizen, InboxPayload, InboxRow, NewOutbox, OutboxRow,
+    OutboxStatus, ROWS_PER_STATEMENT, Result, Store, StoreError, Turn, Tx, bind_outbox_columns,
+    citizen_from_row, corrupt, placeholders, positional,
 };
 
 /// What admitting a batch did with one of its messages.
@@ -41,7 +41,9 @@ pub struct Batch {
     /// WhatsApp rows waiting for the window that became due because their citizen wrote.
     pub woke: u64,
     wrote_outbox: bool,
-    outbox: Vec<NewOutbox>,
+    /// Rows to write at commit, each with whether it may be written already claimed
+    /// ([`Batch::enqueue_claimed`]).
+    outbox: Vec<(NewOutbox, bool)>,
     processed: Vec<(i64, Option<&'static str>)>,
     conversations: Vec<(i64, String)>,
 }
@@ -76,15 +78,23 @@ impl Store {
                 }
             }
             let mut tx = self.write().await?;
-            let citizens = upsert_citizens(&mut tx, msgs, &todo, now).await?;
+            let citizens = upsert_citizens(&mut tx, self.backend, msgs, &todo, now).await?;
             let index: HashMap<(Channel, &str), usize> = citizens
                 .iter()
                 .enumerate()
                 .map(|(n, c)| ((c.channel, c.external_id.as_str()), n))
                 .collect();
             let citizen_of = |i: usize| index[&(msgs[i].channel, msgs[i].sender.as_str())];
-            let stored =
-                insert_inbox(&mut tx, msgs, &payloads, &todo, &citizens, &index, now).await?;
+            let stored = insert_inbox(
+                &mut tx,
+                self.backend,
+                msgs,
+                &payloads,
+                &todo,
+                |i| citizens[citizen_of(i)].id,
+                now,
+            )
+            .await?;
             if stored.len() < todo.len() {
                 for &i in &todo {
                     if !stored.contains_key(&(msgs[i].channel, msgs[i].provider_id.as_str())) {
@@ -142,6 +152,7 @@ impl Store {
 /// same rows in the same order.
 async fn upsert_citizens(
     tx: &mut Tx,
+    backend: Backend,
     msgs: &[&Inbound],
     todo: &[usize],
     now: i64,
@@ -164,20 +175,27 @@ async fn upsert_citizens(
     keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
     let mut citizens = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(chunk.len(), 3, |n| {
-            format!("(${}, ${}, 1, 0, $1, ${})", n[0], n[1], n[2])
+        let values = value_rows(chunk.len(), 4, |n| {
+            format!("(${}, ${}, 1, 0, ${}, ${})", n[0], n[1], n[2], n[3])
         });
-        let sql = format!(
-            "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
-             values {values} on conflict (channel, external_id) do update set \
-             last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
-             then citizens.last_inbound_at else excluded.last_inbound_at end, \
-             unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
-             returning {CITIZEN_COLUMNS}"
+        let sql = positional(
+            backend,
+            format!(
+                "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
+                 values {values} on conflict (channel, external_id) do update set \
+                 last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
+                 then citizens.last_inbound_at else excluded.last_inbound_at end, \
+                 unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
+                 returning {CITIZEN_COLUMNS}"
+            ),
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut query = sqlx::query(&sql);
         for ((channel, sender), written) in chunk {
-            query = query.bind(channel.as_str()).bind(*sender).bind(*written);
+            query = query
+                .bind(channel.as_str())
+                .bind(*sender)
+                .bind(now)
+                .bind(*written);
         }
         for row in query.fetch_all(&mut **tx).await? {
             citizens.push(citizen_from_row(&row)?);
@@ -190,31 +208,34 @@ async fn upsert_citizens(
 /// (channel, provider id).
 async fn insert_inbox<'m>(
     tx: &mut Tx,
+    backend: Backend,
     msgs: &[&'m Inbound],
     payloads: &[String],
     todo: &[usize],
-    citizens: &[Citizen],
-    index: &HashMap<(Channel, &str), usize>,
+    citizen_id: impl Fn(usize) -> i64,
     now: i64,
 ) -> Result<HashMap<(Channel, &'m str), i64>> {
     let mut stored = HashMap::with_capacity(todo.len());
     for chunk in todo.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(chunk.len(), 4, |n| {
-            format!("(${}, ${}, ${}, ${}, $1)", n[0], n[1], n[2], n[3])
+        let values = value_rows(chunk.len(), 5, |n| {
+            format!("(${}, ${}, ${}, ${}, ${})", n[0], n[1], n[2], n[3], n[4])
         });
-        let sql = format!(
-            "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values {values} \
-             on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
+        let sql = positional(
+            backend,
+            format!(
+                "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values {values} \
+                 on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
+            ),
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut query = sqlx::query(&sql);
         for &i in chunk {
             let m = msgs[i];
-            let citizen = &citizens[index[&(m.channel, m.sender.as_str())]];
             query = query
                 .bind(m.channel.as_str())
                 .bind(&m.provider_id)
-                .bind(citizen.id)
-                .bind(&payloads[i]);
+                .bind(citizen_id(i))
+                .bind(&payloads[i])
+                .bind(now);
         }
         for row in query.fetch_all(&mut **tx).await? {
             let channel: String = row.try_get("channel")?;
@@ -233,13 +254,14 @@ async fn insert_inbox<'m>(
     Ok(stored)
 }
 
-/// `count` rows of `width` numbered placeholders each, after the statement's shared `$1`.
+/// `count` rows of `width` numbered placeholders each, numbered from `$1` in order (so that
+/// SQLite can take them as plain `?`, see [`positional`]).
 fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
     let mut out = String::with_capacity(count * (width * 5 + 8));
     let mut n: Vec<usize> = vec![0; width];
     for r in 0..count {
         for (k, slot) in n.iter_mut().enumerate() {
-            *slot = 2 + r * width + k;
+            *slot = 1 + r * width + k;
         }
         if r > 0 {
             out.push_str(", ");
@@ -278,13 +300,17 @@ impl Batch {
     ) -> Result<HashMap<i64, (Vec<InboxRow>, Option<String>)>> {
         let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
         let mut older: Vec<i64> = Vec::new();
+        let backend = self.store.backend;
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
             let list = placeholders(1, chunk.len());
-            let sql = format!(
-                "select i.citizen_id, i.id, i.received_at, c.state from inbox i \
-                 left join conversations c on c.citizen_id = i.citizen_id \
-                 where i.citizen_id in ({list}) and i.processed_at is null order by i.id"
+            let sql = positional(
+                backend,
+                format!(
+                    "select i.citizen_id, i.id, i.received_at, c.state from inbox i \
+                     left join conversations c on c.citizen_id = i.citizen_id \
+                     where i.citizen_id in ({list}) and i.processed_at is null order by i.id"
+                ),
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {
@@ -318,7 +344,10 @@ impl Batch {
         let mut payloads: HashMap<i64, String> = HashMap::with_capacity(older.len());
         for chunk in older.chunks(ROWS_PER_STATEMENT) {
             let list = placeholders(1, chunk.len());
-            let sql = format!("select id, payload from inbox where id in ({list})");
+            let sql = positional(
+                backend,
+                format!("select id, payload from inbox where id in ({list})"),
+            );
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
@@ -344,7 +373,16 @@ impl Batch {
 
     /// A reply (or other outbox row) to write at commit, after everything written before.
     pub fn enqueue(&mut self, row: NewOutbox) {
-        self.outbox.push(row);
+        self.outbox.push((row, false));
+    }
+
+    /// Like [`Batch::enqueue`], but the row is written already claimed (`sending`, leased
+    /// as [`Store::claim_due`] leases) when nothing holds it back: it is the first row of
+    /// this commit for its recipient, and the recipient has no pending or sending row
+    /// before it. [`Batch::commit`] returns the rows it wrote so, for the caller to send
+    /// at once instead of a dispatcher claiming them.
+    pub fn enqueue_claimed(&mut self, row: NewOutbox) {
+        self.outbox.push((row, true));
     }
 
     /// Marks an inbox row processed at commit; `note` says why it was not run through the
@@ -365,36 +403,37 @@ impl Batch {
     }
 
     /// Writes what the turns handed back and commits; the fleet's dispatchers are woken if
-    /// anything went to the outbox.
-    pub async fn commit(mut self, now: i64) -> Result<()> {
+    /// anything went to the outbox that nobody claimed. Returns the rows written claimed
+    /// ([`Batch::enqueue_claimed`]), each with its position among the rows enqueued.
+    /// `answered` says whether a `sending` row's provider has already accepted it (only its
+    /// record is still to be written): such a row no longer holds its recipient's next one.
+    pub async fn commit(
+        mut self,
+        now: i64,
+        answered: impl Fn(i64) -> bool,
+    ) -> Result<Vec<(usize, OutboxRow)>> {
         let outbox = std::mem::take(&mut self.outbox);
         let processed = std::mem::take(&mut self.processed);
         let conversations = std::mem::take(&mut self.conversations);
-        let wrote_outbox = self.wrote_outbox || !outbox.is_empty();
+        let turns_wrote_outbox = self.wrote_outbox;
+        let backend = self.store.backend;
         let tx = self.tx()?;
-        for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
-            let values = value_rows(chunk.len(), 6, |n| {
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $1, $1)",
-                    n[0], n[1], n[2], n[3], n[4], n[5]
-                )
-            });
-            let sql = format!(
-                "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
-                 next_attempt_at, created_at) values {values}"
-            );
-            let mut query = sqlx::query(&sql).bind(now);
-            for row in chunk {
-                query = query
-                    .bind(row.citizen_id)
-                    .bind(row.channel.as_str())
-                    .bind(&row.recipient)
-                    .bind(row.kind.as_str())
-                    .bind(&row.content)
-                    .bind(row.lang.map(Lang::code));
+        let claimable = claimable_rows(tx, backend, &outbox, answered).await?;
+        let (claimed, pending): (Vec<usize>, Vec<usize>) =
+            (0..outbox.len()).partition(|i| claimable.contains(i));
+        let mut written = Vec::with_capacity(claimed.len());
+        for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<&NewOutbox> = chunk.iter().map(|&i| &outbox[i].0).collect();
+            let ids = insert_outbox_rows(tx, backend, &rows, now, Some(now + CLAIM_LEASE)).await?;
+            for (&i, id) in chunk.iter().zip(ids) {
+                written.push((i, claimed_row(&outbox[i].0, id, now)));
             }
-            query.execute(&mut **tx).await?;
         }
+        for chunk in pending.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<&NewOutbox> = chunk.iter().map(|&i| &outbox[i].0).collect();
+            insert_outbox_rows(tx, backend, &rows, now, None).await?;
+        }
+        let wrote_outbox = turns_wrote_outbox || !pending.is_empty();
         let mut notes: Vec<Option<&str>> = processed.iter().map(|p| p.1).collect();
         notes.sort();
         notes.dedup();
@@ -406,8 +445,10 @@ impl Batch {
                 .collect();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
                 let list = placeholders(3, chunk.len());
-                let sql =
-                    format!("update inbox set processed_at = $1, error = $2 where id in ({list})");
+                let sql = positional(
+                    backend,
+                    format!("update inbox set processed_at = $1, error = $2 where id in ({list})"),
+                );
                 let mut query = sqlx::query(&sql).bind(now).bind(note);
                 for id in chunk {
                     query = query.bind(*id);
@@ -416,14 +457,19 @@ impl Batch {
             }
         }
         for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-            let values = value_rows(chunk.len(), 2, |n| format!("(${}, ${}, $1)", n[0], n[1]));
-            let sql = format!(
-                "insert into conversations (citizen_id, state, updated_at) values {values} \
-                 on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at"
+            let values = value_rows(chunk.len(), 3, |n| {
+                format!("(${}, ${}, ${})", n[0], n[1], n[2])
+            });
+            let sql = positional(
+                backend,
+                format!(
+                    "insert into conversations (citizen_id, state, updated_at) values {values} \
+                     on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at"
+                ),
             );
-            let mut query = sqlx::query(&sql).bind(now);
+            let mut query = sqlx::query(&sql);
             for (citizen_id, state) in chunk {
-                query = query.bind(*citizen_id).bind(state);
+                query = query.bind(*citizen_id).bind(state).bind(now);
             }
             query.execute(&mut **tx).await?;
         }
@@ -432,6 +478,156 @@ impl Batch {
         if wrote_outbox {
             self.store.wake_fleet();
         }
-        Ok(())
+        Ok(written)
+    }
+}
+
+/// Which of `outbox` (by position) may be written claimed: asked for, first of their
+/// recipient in the list, and their recipient has no pending row and no sending row its
+/// provider has not `answered` (rows the turns wrote in this transaction included). One
+/// statement per channel.
+async fn claimable_rows(
+    tx: &mut Tx,
+    backend: Backend,
+    outbox: &[(NewOutbox, bool)],
+    answered: impl Fn(i64) -> bool,
+) -> Result<Vec<usize>> {
+    let mut first: HashMap<(Channel, &str), usize> = HashMap::new();
+    for (i, (row, _)) in outbox.iter().enumerate() {
+        first
+            .entry((row.channel, row.recipient.as_str()))
+            .or_insert(i);
+    }
+    let mut wanted: Vec<usize> = outbox
+        .iter()
+        .enumerate()
+        .filter(|(i, (row, claimable))| {
+            *claimable && first[&(row.channel, row.recipient.as_str())] == *i
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(wanted);
+    }
+    let mut channels: Vec<Channel> = wanted.iter().map(|&i| outbox[i].0.channel).collect();
+    channels.sort_by_key(|c| c.as_str());
+    channels.dedup();
+    for channel in channels {
+        let recipients: Vec<&str> = wanted
+            .iter()
+            .map(|&i| &outbox[i].0)
+            .filter(|row| row.channel == channel)
+            .map(|row| row.recipient.as_str())
+            .collect();
+        for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+            // `status in ('pending', 'sending')` word for word: SQLite then uses the partial
+            // index `outbox_active`.
+            let sql = positional(
+                backend,
+                format!(
+                    "select recipient, id, status from outbox where channel = $1 and recipient in ({}) \
+                     and status in ('pending', 'sending')",
+                    placeholders(2, chunk.len())
+                ),
+            );
+            let mut query = sqlx::query(&sql).bind(channel.as_str());
+            for recipient in chunk {
+                query = query.bind(*recipient);
+            }
+            let mut busy: Vec<String> = Vec::new();
+            for r in query.fetch_all(&mut **tx).await? {
+                let status: String = r.try_get("status")?;
+                if status == OutboxStatus::Sending.as_str() && answered(r.try_get("id")?) {
+                    continue;
+                }
+                busy.push(r.try_get("recipient")?);
+            }
+            wanted.retain(|&i| {
+                let row = &outbox[i].0;
+                row.channel != channel || !busy.contains(&row.recipient)
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+/// Writes `rows` in order: pending, or claimed until `claimed_until`. Returns their ids, in
+/// the same order.
+async fn insert_outbox_rows(
+    tx: &mut Tx,
+    backend: Backend,
+    rows: &[&NewOutbox],
+    now: i64,
+    claimed_until: Option<i64>,
+) -> Result<Vec<i64>> {
+    let status = if claimed_until.is_some() {
+        "sending"
+    } else {
+        "pending"
+    };
+    let values = value_rows(rows.len(), 9, |n| {
+        format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, '{status}', 0, ${}, ${}, ${})",
+            n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]
+        )
+    });
+    let returning = if claimed_until.is_some() {
+        " returning id, channel, recipient"
+    } else {
+        ""
+    };
+    let sql = positional(
+        backend,
+        format!(
+            "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
+             next_attempt_at, created_at, claimed_until) values {values}{returning}"
+        ),
+    );
+    let mut query = sqlx::query(&sql);
+    for row in rows {
+        query = bind_outbox_columns(query, row)
+            .bind(now)
+            .bind(now)
+            .bind(claimed_until);
+    }
+    if claimed_until.is_none() {
+        query.execute(&mut **tx).await?;
+        return Ok(Vec::new());
+    }
+    // A multi-row insert's `returning` order is not promised: rows are matched by recipient,
+    // which is unique among claimed rows.
+    let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
+    for r in query.fetch_all(&mut **tx).await? {
+        ids.insert(
+            (r.try_get("channel")?, r.try_get("recipient")?),
+            r.try_get("id")?,
+        );
+    }
+    rows.iter()
+        .map(|row| {
+            ids.get(&(row.channel.as_str().to_owned(), row.recipient.clone()))
+                .copied()
+                .ok_or_else(|| corrupt("claimed outbox row of the batch", &row.recipient))
+        })
+        .collect()
+}
+
+/// The row [`insert_outbox_rows`] wrote claimed, as a claim would have returned it.
+fn claimed_row(row: &NewOutbox, id: i64, now: i64) -> OutboxRow {
+    OutboxRow {
+        id,
+        citizen_id: row.citizen_id,
+        channel: row.channel,
+        recipient: row.recipient.clone(),
+        kind: row.kind,
+        content: row.content.clone(),
+        lang: row.lang,
+        status: OutboxStatus::Sending,
+        attempts: 0,
+        next_attempt_at: now,
+        provider_id: None,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
     }
 }

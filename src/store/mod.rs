@@ -1021,10 +1021,13 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ");
             // A `values` list names its columns column1, column2, … on both databases.
-            let sql = format!(
-                "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
-                 claimed_until = null, attempts = v.column4 from (values {values}) as v \
-                 where outbox.id = v.column1"
+            let sql = positional(
+                self.backend,
+                format!(
+                    "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
+                     claimed_until = null, attempts = v.column4 from (values {values}) as v \
+                     where outbox.id = v.column1"
+                ),
             );
             let mut q = sqlx::query(&sql);
             for (o, provider_id) in chunk {
@@ -1190,19 +1193,29 @@ async fn upsert_citizen(tx: &mut Tx, channel: Channel, external_id: &str, now: i
 }
 
 pub(crate) async fn insert_outbox(tx: &mut Tx, row: &NewOutbox, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    let query = sqlx::query(
         "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
          next_attempt_at, created_at) values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) returning id",
-    )
-    .bind(row.citizen_id)
-    .bind(row.channel.as_str())
-    .bind(&row.recipient)
-    .bind(row.kind.as_str())
-    .bind(&row.content)
-    .bind(row.lang.map(Lang::code))
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?)
+    );
+    let row = bind_outbox_columns(query, row)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Binds `row`'s citizen, channel, recipient, kind, content and language, in that order.
+fn bind_outbox_columns<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    row: &'q NewOutbox,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(row.citizen_id)
+        .bind(row.channel.as_str())
+        .bind(&row.recipient)
+        .bind(row.kind.as_str())
+        .bind(&row.content)
+        .bind(row.lang.map(Lang::code))
 }
 
 /// `sql` with each `?` replaced by `$1`, `$2`, … in order (for statements assembled from
@@ -1218,6 +1231,34 @@ fn numbered(sql: &str) -> String {
             out.push(c);
         }
     }
+    out
+}
+
+/// `sql` as `backend` binds it fastest. On SQLite, `$1, $2, …` become plain `?` when they
+/// appear once each and in order (otherwise `sql` is kept): sqlx binds a `$N` placeholder by
+/// asking SQLite its name, which SQLite finds by walking the statement's list of names, so
+/// binding n of them costs n² (a batch statement has hundreds), while a `?` has no name.
+fn positional(backend: Backend, sql: String) -> String {
+    if backend != Backend::Sqlite {
+        return sql;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut expected = 1usize;
+    let mut rest = sql.as_str();
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if rest[at + 1..at + 1 + digits].parse::<usize>() != Ok(expected) {
+            return sql;
+        }
+        out.push('?');
+        expected += 1;
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -1354,6 +1395,25 @@ mod tests {
                 .unwrap();
             tx.commit().await.unwrap();
         }
+    }
+
+    /// SQLite gets plain `?` only where binding in order gives each placeholder its value.
+    #[test]
+    fn placeholders_become_positional_only_when_they_come_in_order() {
+        let sql = "update t set a = $1 where id in ($2, $3, $10)";
+        assert_eq!(
+            positional(Backend::Sqlite, sql.to_owned()),
+            sql,
+            "$10 after $3"
+        );
+        let sql = "insert into t values ($1, $2), ($3, $1)";
+        assert_eq!(positional(Backend::Sqlite, sql.to_owned()), sql, "$1 twice");
+        assert_eq!(
+            positional(Backend::Sqlite, "select $1, $2 where x in ($3)".to_owned()),
+            "select ?, ? where x in (?)"
+        );
+        let sql = "select $1, $2";
+        assert_eq!(positional(Backend::Postgres, sql.to_owned()), sql);
     }
 
     /// Lookups of a provider id, a dedupe key and old processed messages stay on the partial
