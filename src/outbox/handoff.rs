@@ -49,6 +49,7 @@ impl HandedOff {
             template: None,
             event: None,
             attempts: row.attempts,
+            answers_fresh_message: true,
         };
         HandedOff { row, message }
     }

@@ -70,6 +70,10 @@ pub struct OutboundMessage {
     pub rendered: Rendered,
     /// Earlier attempts at this row (0 on the first).
     pub attempts: u32,
+    /// A reply handed over in the commit that stored the citizen's message
+    /// ([`handoff`]): the citizen was reachable then (a batch runs no turn for one marked
+    /// unreachable), so a sender need not read that again.
+    pub answers_fresh_message: bool,
 }
 
 /// One channel's way of sending. Implementations only talk to their provider and classify the
@@ -423,6 +427,7 @@ impl Dispatcher {
             template,
             event,
             attempts: row.attempts,
+            answers_fresh_message: false,
         })
     }
 
