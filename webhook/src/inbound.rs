@@ -160,8 +160,9 @@ fn non_empty(s: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Parses one webhook body.
-pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
+/// The envelope of a body [`parse`] could not read directly: `None` when it is a JSON object
+/// whose `object` or `entry` has the wrong shape ("unusable", not an error).
+fn envelope_or_error(body: &[u8]) -> Result<Option<Envelope>, ParseError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ParseError::Json {
         line: e.line(),
         column: e.column(),
@@ -169,14 +170,29 @@ pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
     if !value.is_object() {
         return Err(ParseError::NotAnObject);
     }
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// Parses one webhook body.
+pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
     let mut out = Notification::default();
-    // Only `object` and `entry` shape problems can fail here; treat them as "unusable".
-    let envelope: Envelope = match serde_json::from_value(value) {
-        Ok(e) => e,
-        Err(_) => {
-            out.ignored.push(Ignored::MalformedEntry);
-            return Ok(out);
-        }
+    // A well-formed notification is read straight into its shape, once. Anything else takes
+    // the slow path, which tells a syntax error, a body that is not an object and a shape
+    // problem apart. Only an object is tried directly: serde would also fill a struct from
+    // an array.
+    let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let direct = starts_as_object
+        .then(|| serde_json::from_slice::<Envelope>(body).ok())
+        .flatten();
+    let envelope = match direct {
+        Some(envelope) => envelope,
+        None => match envelope_or_error(body)? {
+            Some(envelope) => envelope,
+            None => {
+                out.ignored.push(Ignored::MalformedEntry);
+                return Ok(out);
+            }
+        },
     };
     if let Some(object) = envelope.object.as_deref()
         && object != "whatsapp_business_account"

@@ -936,3 +936,27 @@ async fn an_empty_verify_token_or_app_secret_refuses_everything() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(sink.messages.lock().unwrap().is_empty());
 }
+
+/// A notification is read straight into its shape only when it is an object: serde would
+/// fill the same struct from an array, and an array is not a notification.
+#[test]
+fn an_array_shaped_like_a_notification_is_still_not_an_object() {
+    assert_eq!(
+        parse(br#"  ["whatsapp_business_account", []]"#).unwrap_err(),
+        ParseError::NotAnObject
+    );
+}
+
+/// A key given twice reads as JSON objects do (the last one wins), on the direct path's
+/// fallback as before it.
+#[test]
+fn a_repeated_key_counts_once_with_its_last_value() {
+    let n = parse(br#"{"object":"page","object":"whatsapp_business_account","entry":[]}"#).unwrap();
+    assert!(n.ignored.is_empty(), "{:?}", n.ignored);
+    let n = parse(br#"{"object":"whatsapp_business_account","object":"page","entry":[]}"#).unwrap();
+    assert!(
+        matches!(n.ignored.as_slice(), [Ignored::NotWhatsapp { .. }]),
+        "{:?}",
+        n.ignored
+    );
+}
