@@ -596,14 +596,11 @@ impl Dispatcher {
                 tokio::select! {
                     joined = sends.set.join_next_with_id() => {
                         if let Some(joined) = joined {
-                            match sends.settle(self, joined).await {
-                                Ok(marked) => look |= marked,
-                                Err(e) => tracing::warn!(lane = lane.as_str(), error = %e, "outbox send not recorded"),
-                            }
+                            look |= sends.settle_logged(self, joined).await;
                         }
                     }
                     _ = wake.notified() => look = true,
-                    Some(reply) = ready(&mut handed) => waiting.push(reply),
+                    Some(reply) = handed_over(&mut handed) => waiting.push(reply),
                 }
                 continue;
             }
@@ -611,7 +608,7 @@ impl Dispatcher {
                 _ = wake.notified() => look = true,
                 _ = led.changed() => look = true,
                 _ = tokio::time::sleep(POLL) => look = true,
-                Some(reply) = ready(&mut handed) => waiting.push(reply),
+                Some(reply) = handed_over(&mut handed) => waiting.push(reply),
                 changed = stop.changed() => if changed.is_err() { break },
             }
         }
@@ -675,7 +672,7 @@ async fn bulk_woken(handoff: Option<&Handoff>) {
 }
 
 /// Waits for a reply to be handed over; never, for a lane that takes none.
-async fn ready(handed: &mut Option<handoff::Receiver>) -> Option<HandedOff> {
+async fn handed_over(handed: &mut Option<handoff::Receiver>) -> Option<HandedOff> {
     match handed {
         Some(handed) => handed.ready().await,
         None => std::future::pending().await,
@@ -705,10 +702,7 @@ impl InFlight {
     async fn reap(&mut self, dispatcher: &Dispatcher) -> bool {
         let mut marked = false;
         while let Some(joined) = self.set.try_join_next_with_id() {
-            match self.settle(dispatcher, joined).await {
-                Ok(m) => marked |= m,
-                Err(e) => tracing::warn!(error = %e, "outbox send not recorded"),
-            }
+            marked |= self.settle_logged(dispatcher, joined).await;
         }
         marked
     }
@@ -716,10 +710,7 @@ impl InFlight {
     /// Waits for one send to finish; whether it was marked.
     async fn next(&mut self, dispatcher: &Dispatcher) -> bool {
         match self.set.join_next_with_id().await {
-            Some(joined) => self.settle(dispatcher, joined).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "outbox send not recorded");
-                true
-            }),
+            Some(joined) => self.settle_logged(dispatcher, joined).await,
             None => false,
         }
     }
@@ -733,6 +724,19 @@ impl InFlight {
             }
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// [`InFlight::settle`], with a failure to record logged (a row left `sending` is not
+    /// claimable again before its lease ends, so it holds nothing a claim could find).
+    async fn settle_logged(
+        &mut self,
+        dispatcher: &Dispatcher,
+        joined: Result<(tokio::task::Id, Result<(), StoreError>), tokio::task::JoinError>,
+    ) -> bool {
+        self.settle(dispatcher, joined).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "outbox send not recorded");
+            false
+        })
     }
 
     /// Takes a finished send off the books; whether it was marked ([`InFlight::mark_all`]).

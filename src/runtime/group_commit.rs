@@ -193,7 +193,7 @@ impl Runtime {
                     Some(HandedOff::reply(row, lang, reply))
                 })
                 .collect();
-            let refused = self.inner.handoff.pass(replies);
+            let refused = handoff.pass(replies);
             if !refused.is_empty() {
                 // The lane stopped since the batch looked: the rows go back to pending for
                 // whichever dispatcher runs next.
@@ -246,7 +246,7 @@ impl Runtime {
             );
         }
         if bulk && handed_over > 0 && done.replies == handed_over {
-            self.inner.handoff.wake_bulk();
+            handoff.wake_bulk();
         } else if bulk {
             self.inner.wake.notify_one();
         } else if done.replies > handed_over {
