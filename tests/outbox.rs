@@ -789,7 +789,7 @@ fn wa_message(id: i64, to: &str) -> OutboundMessage {
         template: None,
         event: None,
         attempts: 0,
-        answers_fresh_message: false,
+        answers: None,
     }
 }
 

@@ -1405,3 +1405,38 @@ async fn a_message_with_a_stale_example_timestamp_is_still_answered() {
         s.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_message_redelivered_after_the_window_closed_is_not_answered_with_free_text() {
+    // Meta redelivers a notification for up to 7 days. A message written two days ago and
+    // delivered only now leaves the window closed: the answer waits for the citizen's next
+    // message instead of going out as free text Meta would refuse (131047). The reply is
+    // handed straight from the commit to the sender, which must still see the closed window.
+    for db in common::TestDb::all().await {
+        let mut s = Server::start(db, Options { templates: false }).await;
+        let w = s.wamid();
+        let mut m = testing::text_message(ASHA, &w, "Hello");
+        let written = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 2 * 24 * 3600;
+        m["timestamp"] = Value::String(written.to_string());
+        let status = s
+            .post(&testing::notification(&[(ASHA, "Asha")], vec![m], vec![]))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        s.settle().await;
+        assert!(s.sends().is_empty(), "answered outside the window");
+        assert_eq!(
+            s.count(
+                "select count(*) from outbox where channel = 'whatsapp' and status = 'pending' \
+                 and wa_wait_after_inbox is not null"
+            )
+            .await,
+            1,
+            "the answer waits for the citizen's next message"
+        );
+        s.shutdown().await;
+    }
+}

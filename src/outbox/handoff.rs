@@ -21,7 +21,7 @@ use flows::message::Channel;
 use flows::reply::Reply;
 use tokio::sync::{Notify, mpsc};
 
-use super::OutboundMessage;
+use super::{AnsweredMessage, OutboundMessage};
 use crate::store::OutboxRow;
 
 /// Replies waiting for the lane at most. Past it, replies are written pending for a claim:
@@ -36,8 +36,9 @@ pub struct HandedOff {
 }
 
 impl HandedOff {
-    /// `reply`, written claimed as `row`, rendered as the dispatcher renders what it claims.
-    pub fn reply(row: OutboxRow, lang: Lang, reply: Reply) -> HandedOff {
+    /// `reply` to the message `answers`, written claimed as `row`, rendered as the
+    /// dispatcher renders what it claims.
+    pub fn reply(row: OutboxRow, lang: Lang, reply: Reply, answers: AnsweredMessage) -> HandedOff {
         let message = OutboundMessage {
             id: row.id,
             citizen_id: row.citizen_id,
@@ -49,7 +50,7 @@ impl HandedOff {
             template: None,
             event: None,
             attempts: row.attempts,
-            answers_fresh_message: true,
+            answers: Some(answers),
         };
         HandedOff { row, message }
     }
@@ -247,7 +248,16 @@ mod tests {
             created_at: 0,
             sent_at: None,
         };
-        HandedOff::reply(row, Lang::En, Reply::text(flows::reply::Text::new("help")))
+        let answers = AnsweredMessage {
+            inbox_id: 1,
+            last_inbound_at: Some(0),
+        };
+        HandedOff::reply(
+            row,
+            Lang::En,
+            Reply::text(flows::reply::Text::new("help")),
+            answers,
+        )
     }
 
     /// A batch that looked while the lane ran and hands over after it stopped gets its rows

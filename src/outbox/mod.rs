@@ -70,10 +70,20 @@ pub struct OutboundMessage {
     pub rendered: Rendered,
     /// Earlier attempts at this row (0 on the first).
     pub attempts: u32,
-    /// A reply handed over in the commit that stored the citizen's message
-    /// ([`handoff`]): the citizen was reachable then (a batch runs no turn for one marked
-    /// unreachable), so a sender need not read that again.
-    pub answers_fresh_message: bool,
+    /// For a reply handed over in the commit that stored the citizen's message
+    /// ([`handoff`]), what that commit knew of the citizen, so a sender need not read it
+    /// again: they were reachable (a batch runs no turn for one marked unreachable).
+    pub answers: Option<AnsweredMessage>,
+}
+
+/// The message a handed-over reply answers, as the commit that stored it left the citizen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnsweredMessage {
+    /// Its inbox id: the citizen's latest message when the reply was written.
+    pub inbox_id: i64,
+    /// The citizen's `last_inbound_at` as that commit wrote it (a redelivered old message
+    /// does not move it, so WhatsApp's window may still be closed).
+    pub last_inbound_at: Option<i64>,
 }
 
 /// One channel's way of sending. Implementations only talk to their provider and classify the
@@ -427,7 +437,7 @@ impl Dispatcher {
             template,
             event,
             attempts: row.attempts,
-            answers_fresh_message: false,
+            answers: None,
         })
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::{Handled, Inner, Runtime, RuntimeError, reply_row, restore};
 use crate::limits::HELD_BACK_NOTE;
 use crate::metrics;
+use crate::outbox::AnsweredMessage;
 use crate::outbox::handoff::HandedOff;
 use crate::store::{Backend, Batch, BatchAdmission, InboxRow, Turn};
 
@@ -158,11 +159,13 @@ impl Runtime {
             .iter()
             .zip(&admissions)
             .filter_map(|(m, a)| match *a {
-                BatchAdmission::New { inbox_id, .. } => Some((inbox_id, (*m).clone())),
+                BatchAdmission::New { citizen, inbox_id } => {
+                    Some((batch.citizens[citizen].id, inbox_id, (*m).clone()))
+                }
                 BatchAdmission::Duplicate { .. } => None,
             })
             .collect();
-        let mut waiting = batch.unprocessed_and_conversations(&ids, held).await?;
+        let mut waiting = batch.waiting_and_conversations(&ids, held).await?;
         let mut done = BatchDone::default();
         for &c in &turns {
             let Some((rows, stored)) = waiting.remove(&batch.citizens[c].id) else {
@@ -189,8 +192,8 @@ impl Runtime {
             let replies = claimed
                 .into_iter()
                 .filter_map(|(i, row)| {
-                    let (lang, reply) = done.claimable.get_mut(i)?.take()?;
-                    Some(HandedOff::reply(row, lang, reply))
+                    let (lang, reply, answers) = done.claimable.get_mut(i)?.take()?;
+                    Some(HandedOff::reply(row, lang, reply, answers))
                 })
                 .collect();
             let refused = handoff.pass(replies);
@@ -274,7 +277,7 @@ impl Runtime {
             if let Some(held) = self.inner.limits.message(citizen_id, row.received_at) {
                 if let Some(reply) = held.reply() {
                     let lang = turn.citizen().lang.unwrap_or(Lang::Hi);
-                    self.batch_reply(turn, batch, lang, &reply, done)?;
+                    self.batch_reply(turn, batch, row.id, lang, &reply, done)?;
                 }
                 batch.mark_processed(row.id, Some(HELD_BACK_NOTE));
                 continue;
@@ -288,7 +291,7 @@ impl Runtime {
                 })?;
             done.journeys.push(metrics::journey(&state, &next));
             for (lang, reply) in &replies {
-                self.batch_reply(turn, batch, *lang, reply, done)?;
+                self.batch_reply(turn, batch, row.id, *lang, reply, done)?;
             }
             batch.mark_processed(row.id, None);
             state = next;
@@ -302,15 +305,20 @@ impl Runtime {
         &self,
         turn: &Turn,
         batch: &mut Batch,
+        inbox_id: i64,
         lang: Lang,
         reply: &Reply,
         done: &mut BatchDone,
     ) -> Result<(), RuntimeError> {
         let row = reply_row(turn.citizen(), lang, reply)?;
+        let answers = AnsweredMessage {
+            inbox_id,
+            last_inbound_at: turn.citizen().last_inbound_at,
+        };
         // Whatever holds the reply back (an earlier row of its recipient) is checked at commit.
         if self.inner.handoff.accepts(row.channel) {
             batch.enqueue_claimed(row);
-            done.claimable.push(Some((lang, reply.clone())));
+            done.claimable.push(Some((lang, reply.clone(), answers)));
         } else {
             batch.enqueue(row);
             done.claimable.push(None);
@@ -327,5 +335,5 @@ struct BatchDone {
     replies: usize,
     journeys: Vec<&'static str>,
     /// Per reply enqueued, in order: what to hand over if it is written claimed.
-    claimable: Vec<Option<(Lang, Reply)>>,
+    claimable: Vec<Option<(Lang, Reply, AnsweredMessage)>>,
 }

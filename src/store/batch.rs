@@ -9,7 +9,7 @@
 //! writes (replies, processed marks, the conversation) back to be written together at
 //! [`Batch::commit`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use flows::message::{Channel, Inbound};
 use sqlx::Row;
@@ -44,6 +44,10 @@ pub struct Batch {
     /// Rows to write at commit, each with whether it may be written already claimed
     /// ([`Batch::enqueue_claimed`]).
     outbox: Vec<(NewOutbox, bool)>,
+    /// When [`Store::admit_batch`] stored the batch's messages (their `received_at`).
+    admitted_at: i64,
+    /// Inbox ids of the messages [`Store::admit_batch`] stored processed.
+    stored_processed: HashSet<i64>,
     processed: Vec<(i64, Option<&'static str>)>,
     conversations: Vec<(i64, String)>,
 }
@@ -55,6 +59,10 @@ impl Store {
     /// follow their messages' order). A message whose provider id is already stored is a
     /// [`BatchAdmission::Duplicate`] and changes nothing: its citizen's upsert is undone by
     /// rolling back and admitting the rest again.
+    ///
+    /// The messages of citizens not marked unreachable are stored processed: the batch runs
+    /// their turns before it commits, and a batch that fails rolls back. Only the turn's note
+    /// (if any) is written later, and the unprocessed-message index never holds them.
     pub async fn admit_batch(
         &self,
         msgs: &[&Inbound],
@@ -91,7 +99,10 @@ impl Store {
                 msgs,
                 &payloads,
                 &todo,
-                |i| citizens[citizen_of(i)].id,
+                |i| {
+                    let citizen = &citizens[citizen_of(i)];
+                    (citizen.id, (!citizen.unreachable).then_some(now))
+                },
                 now,
             )
             .await?;
@@ -129,6 +140,12 @@ impl Store {
                 .map(|c| c.external_id.as_str())
                 .collect();
             let woke = super::whatsapp::wake_waiting_all(&mut tx, &whatsapp, now).await?;
+            let stored_processed = todo
+                .iter()
+                .filter(|&&i| !citizens[citizen_of(i)].unreachable)
+                .filter_map(|&i| stored.get(&(msgs[i].channel, msgs[i].provider_id.as_str())))
+                .copied()
+                .collect();
             let batch = Batch {
                 tx: Some(tx),
                 store: self.clone(),
@@ -136,6 +153,8 @@ impl Store {
                 woke,
                 wrote_outbox: woke > 0,
                 outbox: Vec::new(),
+                admitted_at: now,
+                stored_processed,
                 processed: Vec::new(),
                 conversations: Vec::new(),
             };
@@ -204,38 +223,43 @@ async fn upsert_citizens(
     Ok(citizens)
 }
 
-/// Stores the messages not yet stored; returns the inbox id of each one stored now, by
-/// (channel, provider id).
+/// Stores the messages not yet stored, each with its citizen id and `processed_at`; returns
+/// the inbox id of each one stored now, by (channel, provider id).
 async fn insert_inbox<'m>(
     tx: &mut Tx,
     backend: Backend,
     msgs: &[&'m Inbound],
     payloads: &[String],
     todo: &[usize],
-    citizen_id: impl Fn(usize) -> i64,
+    citizen: impl Fn(usize) -> (i64, Option<i64>),
     now: i64,
 ) -> Result<HashMap<(Channel, &'m str), i64>> {
     let mut stored = HashMap::with_capacity(todo.len());
     for chunk in todo.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(chunk.len(), 5, |n| {
-            format!("(${}, ${}, ${}, ${}, ${})", n[0], n[1], n[2], n[3], n[4])
+        let values = value_rows(chunk.len(), 6, |n| {
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                n[0], n[1], n[2], n[3], n[4], n[5]
+            )
         });
         let sql = positional(
             backend,
             format!(
-                "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values {values} \
-                 on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
+                "insert into inbox (channel, provider_id, citizen_id, payload, received_at, processed_at) \
+                 values {values} on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
             ),
         );
         let mut query = sqlx::query(&sql);
         for &i in chunk {
             let m = msgs[i];
+            let (citizen_id, processed_at) = citizen(i);
             query = query
                 .bind(m.channel.as_str())
                 .bind(&m.provider_id)
-                .bind(citizen_id(i))
+                .bind(citizen_id)
                 .bind(&payloads[i])
-                .bind(now);
+                .bind(now)
+                .bind(processed_at);
         }
         for row in query.fetch_all(&mut **tx).await? {
             let channel: String = row.try_get("channel")?;
@@ -289,27 +313,44 @@ impl Batch {
         self.wrote_outbox |= wrote_outbox;
     }
 
-    /// The unprocessed messages (in arrival order) and stored conversation of each of these
-    /// citizens. `held` are the messages this batch stored (by inbox id): they are taken from
-    /// it rather than read back; only older ones (stored by a turn that failed, or before a
-    /// crash) have their payload read, in a second statement.
-    pub async fn unprocessed_and_conversations(
+    /// The messages waiting for each of these citizens' turns, in arrival order, and their
+    /// stored conversation. `held` are the messages this batch stored, as (citizen id, inbox
+    /// id, message): they are taken as they are rather than read back, after any older
+    /// message of their citizen still unprocessed (left by a turn that failed, or a crash),
+    /// which is read with its payload. Citizens with nothing waiting are left out.
+    pub async fn waiting_and_conversations(
         &mut self,
         citizen_ids: &[i64],
-        mut held: HashMap<i64, Inbound>,
+        mut held: Vec<(i64, i64, Inbound)>,
     ) -> Result<HashMap<i64, (Vec<InboxRow>, Option<String>)>> {
-        let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = HashMap::new();
-        let mut older: Vec<i64> = Vec::new();
+        let mut out: HashMap<i64, (Vec<InboxRow>, Option<String>)> = citizen_ids
+            .iter()
+            .map(|&id| (id, (Vec::new(), None)))
+            .collect();
         let backend = self.store.backend;
+        let admitted_at = self.admitted_at;
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
             let list = placeholders(1, chunk.len());
             let sql = positional(
                 backend,
+                format!("select citizen_id, state from conversations where citizen_id in ({list})"),
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                if let Some(entry) = out.get_mut(&row.try_get::<i64, _>("citizen_id")?) {
+                    entry.1 = row.try_get("state")?;
+                }
+            }
+            // Served by the partial index `inbox_unprocessed`, which holds only such leftovers.
+            let sql = positional(
+                backend,
                 format!(
-                    "select i.citizen_id, i.id, i.received_at, c.state from inbox i \
-                     left join conversations c on c.citizen_id = i.citizen_id \
-                     where i.citizen_id in ({list}) and i.processed_at is null order by i.id"
+                    "select citizen_id, id, received_at, payload from inbox \
+                     where citizen_id in ({list}) and processed_at is null order by id"
                 ),
             );
             let mut query = sqlx::query(&sql);
@@ -317,50 +358,26 @@ impl Batch {
                 query = query.bind(*id);
             }
             for row in query.fetch_all(&mut **tx).await? {
-                let entry = out
-                    .entry(row.try_get("citizen_id")?)
-                    .or_insert_with(|| (Vec::new(), None));
-                if entry.0.is_empty() {
-                    entry.1 = row.try_get("state")?;
+                if let Some(entry) = out.get_mut(&row.try_get::<i64, _>("citizen_id")?) {
+                    entry.0.push(InboxRow {
+                        id: row.try_get("id")?,
+                        payload: InboxPayload::Stored(row.try_get("payload")?),
+                        received_at: row.try_get("received_at")?,
+                    });
                 }
-                let id: i64 = row.try_get("id")?;
-                let payload = match held.remove(&id) {
-                    Some(message) => InboxPayload::Held(message),
-                    None => {
-                        older.push(id);
-                        InboxPayload::Stored(String::new())
-                    }
-                };
+            }
+        }
+        held.sort_by_key(|h| h.1);
+        for (citizen_id, id, message) in held {
+            if let Some(entry) = out.get_mut(&citizen_id) {
                 entry.0.push(InboxRow {
                     id,
-                    payload,
-                    received_at: row.try_get("received_at")?,
+                    payload: InboxPayload::Held(message),
+                    received_at: admitted_at,
                 });
             }
         }
-        if older.is_empty() {
-            return Ok(out);
-        }
-        let mut payloads: HashMap<i64, String> = HashMap::with_capacity(older.len());
-        for chunk in older.chunks(ROWS_PER_STATEMENT) {
-            let list = placeholders(1, chunk.len());
-            let sql = positional(
-                backend,
-                format!("select id, payload from inbox where id in ({list})"),
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                payloads.insert(row.try_get("id")?, row.try_get("payload")?);
-            }
-        }
-        for row in out.values_mut().flat_map(|(rows, _)| rows.iter_mut()) {
-            if let InboxPayload::Stored(json) = &mut row.payload {
-                *json = payloads.remove(&row.id).unwrap_or_default();
-            }
-        }
+        out.retain(|_, (rows, _)| !rows.is_empty());
         Ok(out)
     }
 
@@ -386,9 +403,11 @@ impl Batch {
     }
 
     /// Marks an inbox row processed at commit; `note` says why it was not run through the
-    /// dialogue.
+    /// dialogue. A message the batch stored processed needs a write only for its note.
     pub fn mark_processed(&mut self, inbox_id: i64, note: Option<&'static str>) {
-        self.processed.push((inbox_id, note));
+        if note.is_some() || !self.stored_processed.contains(&inbox_id) {
+            self.processed.push((inbox_id, note));
+        }
     }
 
     /// The citizen's conversation as of the end of their turn, saved at commit.

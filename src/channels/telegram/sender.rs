@@ -201,7 +201,7 @@ impl ChannelSender for TelegramChannel {
     async fn prepare(&self, batch: &[&OutboundMessage]) {
         let rows: Vec<(i64, i64)> = batch
             .iter()
-            .filter(|m| m.kind != OutboxKind::Alert && !m.answers_fresh_message)
+            .filter(|m| m.kind != OutboxKind::Alert && m.answers.is_none())
             .filter_map(|m| Some((m.id, m.citizen_id?)))
             .collect();
         if !self.prepared.room_for(rows.len()) {
@@ -238,7 +238,7 @@ impl ChannelSender for TelegramChannel {
         // Alerts go to a station's chat; only a citizen's own chat has a reachability flag.
         let citizen = msg.citizen_id.filter(|_| msg.kind != OutboxKind::Alert);
         if let Some(citizen_id) = citizen
-            && !msg.answers_fresh_message
+            && msg.answers.is_none()
             && self.unreachable(msg.id, citizen_id).await
         {
             tracing::debug!(

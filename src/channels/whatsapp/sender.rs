@@ -259,14 +259,19 @@ impl ChannelSender for WhatsappSender {
     }
 
     async fn prepare(&self, batch: &[&OutboundMessage]) {
-        if !self.prepared.room_for(batch.len()) {
-            return;
-        }
         let Ok(store) = self.store.get().await else {
             // Each send reads its own state, and reports the failure.
             return;
         };
-        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        // A handed-over reply's state is known: a fresh row, to a citizen who just wrote.
+        let ids: Vec<i64> = batch
+            .iter()
+            .filter(|m| m.answers.is_none())
+            .map(|m| m.id)
+            .collect();
+        if ids.is_empty() || !self.prepared.room_for(ids.len()) {
+            return;
+        }
         let read_at = Instant::now();
         match store.whatsapp_send_states(&ids).await {
             Ok(states) => self.prepared.fill(read_at, states),
@@ -279,9 +284,15 @@ impl ChannelSender for WhatsappSender {
             Ok(store) => store,
             Err(e) => return transient("cannot open the database", &e),
         };
-        let mut state = match self.prepared.take(msg.id) {
-            Some(state) => state,
-            None => match store.whatsapp_send_state(msg.id).await {
+        let mut state = match (self.prepared.take(msg.id), msg.answers) {
+            (Some(state), _) => state,
+            // Nothing marked on the row yet: its window is the citizen's, as just stored.
+            (None, Some(answered)) => WhatsappSendState {
+                last_inbound_at: answered.last_inbound_at,
+                last_inbox_id: Some(answered.inbox_id),
+                ..WhatsappSendState::default()
+            },
+            (None, None) => match store.whatsapp_send_state(msg.id).await {
                 Ok(state) => state.unwrap_or_default(),
                 Err(e) => return transient("cannot read the window state", &e),
             },
