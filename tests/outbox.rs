@@ -15,7 +15,8 @@ use seva::channels::whatsapp::sender::WAIT_FOR_WINDOW;
 use seva::channels::whatsapp::{WINDOW_SECS, WhatsappSender};
 use seva::outbox::{ChannelSender, Dispatcher, OutboundMessage, RetryPolicy};
 use seva::store::{
-    Claim, NewOutbox, OutboxKind, OutboxLane, OutboxRow, OutboxStatus, SendRecord, Store,
+    Claim, NewOutbox, OutboxKind, OutboxLane, OutboxRow, OutboxStatus, SendOutcomeRow, SendRecord,
+    Store,
 };
 use sqlx::AnyPool;
 use webhook::testing::FakeGraph;
@@ -1054,5 +1055,67 @@ async fn a_reply_is_written_claimed_only_when_nothing_of_its_recipient_is_in_its
         let d = claimed[0].1.id;
         assert_eq!(pending().await.len(), 1);
         assert!(pending().await[0] > d);
+    }
+}
+
+/// On SQLite a send's record rides along in the next batch's transaction while one is open:
+/// it is written with that batch's commit, and written all the same (by its writer) when the
+/// batch that took it fails and rolls back.
+#[tokio::test]
+async fn a_send_record_left_with_a_batch_is_written_whether_the_batch_commits_or_fails() {
+    for h in common::backends().await {
+        let store = h.store.clone();
+        let now = h.time();
+        let to = |who: &str| NewOutbox {
+            channel: Channel::Terminal,
+            ..reply(who, "menu-prompt")
+        };
+        let msg = common::text("asha", "m1", "hello");
+        let (mut batch, _) = store.admit_batch(&[&msg], now).await.unwrap();
+        batch.enqueue_claimed(to("a"));
+        batch.enqueue_claimed(to("b"));
+        let claimed = batch.commit(now, |_| false).await.unwrap();
+        let (a, b) = (claimed[0].1.id, claimed[1].1.id);
+        let record = |id: i64| {
+            let store = store.clone();
+            let outcome = SendOutcomeRow {
+                id,
+                record: SendRecord::Sent {
+                    provider_id: format!("p{id}"),
+                },
+                attempts: 1,
+                at: now,
+            };
+            tokio::spawn(async move { store.record_sends_soon(&[outcome]).await })
+        };
+
+        let msg = common::text("asha", "m2", "hello");
+        let (batch, _) = store.admit_batch(&[&msg], now).await.unwrap();
+        let writer = record(a);
+        // The record is left with the open batch before it commits.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        batch.commit(now, |_| false).await.unwrap();
+        writer.await.unwrap().unwrap();
+        let sent = row(&h, a).await;
+        assert_eq!(sent.status, OutboxStatus::Sent);
+        assert_eq!(sent.provider_id.as_deref(), Some(&*format!("p{a}")));
+
+        let msg = common::text("asha", "m3", "hello");
+        let (mut batch, _) = store.admit_batch(&[&msg], now).await.unwrap();
+        let writer = record(b);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // No such citizen: the conversation's insert fails after the record was written.
+        batch.save_conversation(i64::MAX, "{}".to_owned());
+        assert!(batch.commit(now, |_| false).await.is_err());
+        writer.await.unwrap().unwrap();
+        assert_eq!(row(&h, b).await.status, OutboxStatus::Sent);
+        assert_eq!(
+            sqlx::query_scalar::<_, i64>("select count(*) from inbox where provider_id = 'm3'")
+                .fetch_one(&h.db().await)
+                .await
+                .unwrap(),
+            0,
+            "the failed batch rolled back"
+        );
     }
 }

@@ -812,7 +812,7 @@ impl RecordWriter {
                 let mut batch = vec![first];
                 crate::runtime::gather(&mut incoming, &mut batch, RECORD_BATCH).await;
                 let rows: Vec<SendOutcomeRow> = batch.iter().map(|(row, _)| row.clone()).collect();
-                if db.record_sends(&rows).await.is_ok() {
+                if db.record_sends_soon(&rows).await.is_ok() {
                     for (_, done) in batch {
                         let _ = done.send(Ok(()));
                     }

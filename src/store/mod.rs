@@ -30,6 +30,7 @@ mod checkpoint;
 mod leader;
 mod reports;
 mod retention;
+mod ride_along;
 pub mod telegram;
 mod turn;
 mod wakeup;
@@ -250,6 +251,8 @@ pub struct Store {
     lazy_commits: bool,
     /// SQLite: this process's writer slot for the file (see [`writer_slot_for`]).
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: send records waiting for the next batch's transaction ([`ride_along`]).
+    ride_along: Option<Arc<ride_along::RideAlong>>,
     /// For the dedicated connections of [`Store::lead`]. Never printed: it may hold a password.
     url: Arc<str>,
 }
@@ -603,6 +606,7 @@ impl Store {
             wakeups: Arc::default(),
             lazy_commits: backend == Backend::Postgres && commits == Commits::Lazy,
             writer: (backend == Backend::Sqlite).then(|| writer_slot_for(url)),
+            ride_along: (backend == Backend::Sqlite).then(|| ride_along::ride_along_for(url)),
             url: url.into(),
         })
     }
@@ -1004,64 +1008,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        // Sends that went through, the common case, in one statement per chunk.
-        let sent: Vec<(&SendOutcomeRow, &String)> = outcomes
-            .iter()
-            .filter_map(|o| match &o.record {
-                SendRecord::Sent { provider_id } => Some((o, provider_id)),
-                _ => None,
-            })
-            .collect();
-        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-            let values = (0..chunk.len())
-                .map(|r| {
-                    let n = 4 * r;
-                    format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            // A `values` list names its columns column1, column2, … on both databases.
-            let sql = positional(
-                self.backend,
-                format!(
-                    "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
-                     claimed_until = null, attempts = v.column4 from (values {values}) as v \
-                     where outbox.id = v.column1"
-                ),
-            );
-            let mut q = sqlx::query(&sql);
-            for (o, provider_id) in chunk {
-                q = q
-                    .bind(o.id)
-                    .bind(*provider_id)
-                    .bind(o.at)
-                    .bind(i64::from(o.attempts));
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for o in outcomes {
-            let q = match &o.record {
-                SendRecord::Sent { .. } => continue,
-                SendRecord::Retry {
-                    next_attempt_at,
-                    error,
-                } => sqlx::query(
-                    "update outbox set status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = null, \
-                     attempts = $3 where id = $4",
-                )
-                .bind(next_attempt_at)
-                .bind(error),
-                SendRecord::Dead { error } => sqlx::query(
-                    "update outbox set status = 'dead', last_error = $1, claimed_until = null, attempts = $2 \
-                     where id = $3",
-                )
-                .bind(error),
-            };
-            q.bind(i64::from(o.attempts))
-                .bind(o.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        write_send_records(&mut tx, self.backend, outcomes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1328,6 +1275,74 @@ fn outbox_from_row(r: &AnyRow) -> Result<OutboxRow> {
     })
 }
 
+/// The outcomes of send attempts, written on `tx`: [`Store::record_sends`], and a batch's
+/// riders ([`ride_along`]).
+async fn write_send_records(
+    tx: &mut Tx,
+    backend: Backend,
+    outcomes: &[SendOutcomeRow],
+) -> Result<()> {
+    // Sends that went through, the common case, in one statement per chunk.
+    let sent: Vec<(&SendOutcomeRow, &String)> = outcomes
+        .iter()
+        .filter_map(|o| match &o.record {
+            SendRecord::Sent { provider_id } => Some((o, provider_id)),
+            _ => None,
+        })
+        .collect();
+    for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+        let values = (0..chunk.len())
+            .map(|r| {
+                let n = 4 * r;
+                format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A `values` list names its columns column1, column2, … on both databases.
+        let sql = positional(
+            backend,
+            format!(
+                "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
+                     claimed_until = null, attempts = v.column4 from (values {values}) as v \
+                     where outbox.id = v.column1"
+            ),
+        );
+        let mut q = sqlx::query(&sql);
+        for (o, provider_id) in chunk {
+            q = q
+                .bind(o.id)
+                .bind(*provider_id)
+                .bind(o.at)
+                .bind(i64::from(o.attempts));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for o in outcomes {
+        let q = match &o.record {
+                SendRecord::Sent { .. } => continue,
+                SendRecord::Retry {
+                    next_attempt_at,
+                    error,
+                } => sqlx::query(
+                    "update outbox set status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = null, \
+                     attempts = $3 where id = $4",
+                )
+                .bind(next_attempt_at)
+                .bind(error),
+                SendRecord::Dead { error } => sqlx::query(
+                    "update outbox set status = 'dead', last_error = $1, claimed_until = null, attempts = $2 \
+                     where id = $3",
+                )
+                .bind(error),
+            };
+        q.bind(i64::from(o.attempts))
+            .bind(o.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1438,6 +1453,19 @@ mod tests {
             let plan = plan(&store, sql, &["whatsapp", "x"]).await;
             assert!(plan.iter().any(|d| d.contains(index)), "{sql}: {plan:#?}");
         }
+    }
+
+    /// A batch's look for messages a failed turn or a crash left unprocessed must stay on the
+    /// partial index that holds only those, not walk each citizen's whole inbox.
+    #[tokio::test]
+    async fn a_batch_looks_for_leftover_messages_only_among_unprocessed_ones() {
+        let (_dir, store) = fresh_sqlite().await;
+        let sql = batch::leftovers_sql(Backend::Sqlite, 3);
+        let plan = plan(&store, &sql, &["1", "2", "3"]).await;
+        assert!(
+            plan.iter().any(|d| d.contains("inbox_unprocessed")),
+            "{plan:#?}"
+        );
     }
 
     /// The claim's lookups of a recipient's earlier and later rows must stay on the partial
