@@ -79,7 +79,8 @@ pub struct OutboundMessage {
 /// The message a handed-over reply answers, as the commit that stored it left the citizen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnsweredMessage {
-    /// Its inbox id: the citizen's latest message when the reply was written.
+    /// Its inbox id. A later message of the same batch may exist; a window closed on this
+    /// id reopens with it, which is the safe side.
     pub inbox_id: i64,
     /// The citizen's `last_inbound_at` as that commit wrote it (a redelivered old message
     /// does not move it, so WhatsApp's window may still be closed).
