@@ -812,16 +812,16 @@ impl RecordWriter {
             while let Some(first) = incoming.recv().await {
                 let mut batch = vec![first];
                 crate::runtime::gather(&mut incoming, &mut batch, RECORD_BATCH).await;
-                let rows: Vec<SendOutcomeRow> = batch.iter().map(|(row, _)| row.clone()).collect();
+                let (rows, waiters): (Vec<SendOutcomeRow>, Vec<_>) = batch.into_iter().unzip();
                 if db.record_sends_soon(&rows).await.is_ok() {
-                    for (_, done) in batch {
+                    for done in waiters {
                         let _ = done.send(Ok(()));
                     }
                     continue;
                 }
                 // One at a time, so each waiter learns its own outcome.
-                for (row, done) in batch {
-                    let _ = done.send(db.record_sends(std::slice::from_ref(&row)).await);
+                for (row, done) in rows.iter().zip(waiters) {
+                    let _ = done.send(db.record_sends(std::slice::from_ref(row)).await);
                 }
             }
         });

@@ -304,7 +304,7 @@ pub(super) fn leftovers_sql(backend: Backend, n: usize) -> String {
 
 /// `count` rows of `width` numbered placeholders each, numbered from `$1` in order (so that
 /// SQLite can take them as plain `?`, see [`positional`]).
-fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
+pub(super) fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
     let mut out = String::with_capacity(count * (width * 5 + 8));
     let mut n: Vec<usize> = vec![0; width];
     for r in 0..count {

@@ -1291,20 +1291,16 @@ async fn write_send_records(
         })
         .collect();
     for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-        let values = (0..chunk.len())
-            .map(|r| {
-                let n = 4 * r;
-                format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = batch::value_rows(chunk.len(), 4, |n| {
+            format!("(${}, ${}, ${}, ${})", n[0], n[1], n[2], n[3])
+        });
         // A `values` list names its columns column1, column2, … on both databases.
         let sql = positional(
             backend,
             format!(
                 "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
-                     claimed_until = null, attempts = v.column4 from (values {values}) as v \
-                     where outbox.id = v.column1"
+                 claimed_until = null, attempts = v.column4 from (values {values}) as v \
+                 where outbox.id = v.column1"
             ),
         );
         let mut q = sqlx::query(&sql);
