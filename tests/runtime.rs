@@ -624,6 +624,20 @@ async fn citizens_writing_at_once_are_each_answered_once_in_order() {
                 .await
                 .unwrap();
         assert_eq!(waiting, 0);
+        // Batches write their multi-row statements padded to a few sizes: the padding
+        // must not become rows.
+        for (table, want) in [
+            ("citizens", 30),
+            ("inbox", 60),
+            ("conversations", 30),
+            ("outbox", 60),
+        ] {
+            let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            assert_eq!(n, want, "{table}");
+        }
     }
 }
 

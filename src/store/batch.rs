@@ -18,7 +18,7 @@ use super::ride_along::OpenBatch;
 use super::{
     Backend, CITIZEN_COLUMNS, CLAIM_LEASE, Citizen, InboxPayload, InboxRow, NewOutbox, OutboxRow,
     OutboxStatus, ROWS_PER_STATEMENT, Result, Store, StoreError, Turn, Tx, bind_outbox_columns,
-    citizen_from_row, corrupt, placeholders, positional, write_send_records,
+    citizen_from_row, corrupt, padded, placeholders, positional, values_source, write_send_records,
 };
 
 /// What admitting a batch did with one of its messages.
@@ -199,14 +199,15 @@ async fn upsert_citizens(
     keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
     let mut citizens = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(chunk.len(), 4, |n| {
+        let values = value_rows(padded(chunk.len()), 4, |n| {
             format!("(${}, ${}, 1, 0, ${}, ${})", n[0], n[1], n[2], n[3])
         });
+        let source = values_source(&values, 1);
         let sql = positional(
             backend,
             format!(
                 "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
-                 values {values} on conflict (channel, external_id) do update set \
+                 {source} on conflict (channel, external_id) do update set \
                  last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
                  then citizens.last_inbound_at else excluded.last_inbound_at end, \
                  unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
@@ -220,6 +221,13 @@ async fn upsert_citizens(
                 .bind(*sender)
                 .bind(now)
                 .bind(*written);
+        }
+        for _ in chunk.len()..padded(chunk.len()) {
+            query = query
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<i64>);
         }
         for row in query.fetch_all(&mut **tx).await? {
             citizens.push(citizen_from_row(&row)?);
@@ -241,7 +249,7 @@ async fn insert_inbox<'m>(
 ) -> Result<HashMap<(Channel, &'m str), i64>> {
     let mut stored = HashMap::with_capacity(todo.len());
     for chunk in todo.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(chunk.len(), 6, |n| {
+        let values = value_rows(padded(chunk.len()), 6, |n| {
             format!(
                 "(${}, ${}, ${}, ${}, ${}, ${})",
                 n[0], n[1], n[2], n[3], n[4], n[5]
@@ -251,7 +259,8 @@ async fn insert_inbox<'m>(
             backend,
             format!(
                 "insert into inbox (channel, provider_id, citizen_id, payload, received_at, processed_at) \
-                 values {values} on conflict (channel, provider_id) do nothing returning id, channel, provider_id"
+                 {} on conflict (channel, provider_id) do nothing returning id, channel, provider_id",
+                values_source(&values, 1)
             ),
         );
         let mut query = sqlx::query(&sql);
@@ -265,6 +274,15 @@ async fn insert_inbox<'m>(
                 .bind(&payloads[i])
                 .bind(now)
                 .bind(processed_at);
+        }
+        for _ in chunk.len()..padded(chunk.len()) {
+            query = query
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<i64>);
         }
         for row in query.fetch_all(&mut **tx).await? {
             let channel: String = row.try_get("channel")?;
@@ -300,6 +318,15 @@ pub(super) fn leftovers_sql(backend: Backend, n: usize) -> String {
             placeholders(1, n)
         ),
     )
+}
+
+/// `list` and, up to its [`padded`] length, copies of its last item: the same `in (…)` list.
+pub(super) fn padded_list<T: Copy>(list: &[T]) -> Vec<T> {
+    let mut out = list.to_vec();
+    if let Some(&last) = list.last() {
+        out.resize(padded(list.len()), last);
+    }
+    out
 }
 
 /// `count` rows of `width` numbered placeholders each, numbered from `$1` in order (so that
@@ -355,23 +382,24 @@ impl Batch {
         let admitted_at = self.admitted_at;
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
-            let list = placeholders(1, chunk.len());
+            let ids = padded_list(chunk);
+            let list = placeholders(1, ids.len());
             let sql = positional(
                 backend,
                 format!("select citizen_id, state from conversations where citizen_id in ({list})"),
             );
             let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(*id);
+            for &id in &ids {
+                query = query.bind(id);
             }
             for row in query.fetch_all(&mut **tx).await? {
                 if let Some(entry) = out.get_mut(&row.try_get::<i64, _>("citizen_id")?) {
                     entry.1 = row.try_get("state")?;
                 }
             }
-            let sql = leftovers_sql(backend, chunk.len());
+            let sql = leftovers_sql(backend, ids.len());
             let mut query = sqlx::query(&sql);
-            for id in chunk {
+            for id in &ids {
                 query = query.bind(*id);
             }
             for row in query.fetch_all(&mut **tx).await? {
@@ -484,6 +512,7 @@ impl Batch {
                 .map(|p| p.0)
                 .collect();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let chunk = padded_list(chunk);
                 let list = placeholders(3, chunk.len());
                 let sql = positional(
                     backend,
@@ -491,25 +520,29 @@ impl Batch {
                 );
                 let mut query = sqlx::query(&sql).bind(now).bind(note);
                 for id in chunk {
-                    query = query.bind(*id);
+                    query = query.bind(id);
                 }
                 query.execute(&mut **tx).await?;
             }
         }
         for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-            let values = value_rows(chunk.len(), 3, |n| {
+            let values = value_rows(padded(chunk.len()), 3, |n| {
                 format!("(${}, ${}, ${})", n[0], n[1], n[2])
             });
             let sql = positional(
                 backend,
                 format!(
-                    "insert into conversations (citizen_id, state, updated_at) values {values} \
-                     on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at"
+                    "insert into conversations (citizen_id, state, updated_at) {} \
+                     on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at",
+                    values_source(&values, 1)
                 ),
             );
             let mut query = sqlx::query(&sql);
             for (citizen_id, state) in chunk {
                 query = query.bind(*citizen_id).bind(state).bind(now);
+            }
+            for _ in chunk.len()..padded(chunk.len()) {
+                query = query.bind(None::<i64>).bind(None::<&str>).bind(None::<i64>);
             }
             query.execute(&mut **tx).await?;
         }
@@ -563,6 +596,7 @@ async fn claimable_rows(
             .map(|row| row.recipient.as_str())
             .collect();
         for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded_list(chunk);
             // `status in ('pending', 'sending')` word for word: SQLite then uses the partial
             // index `outbox_active`.
             let sql = positional(
@@ -574,7 +608,7 @@ async fn claimable_rows(
                 ),
             );
             let mut query = sqlx::query(&sql).bind(channel.as_str());
-            for recipient in chunk {
+            for recipient in &chunk {
                 query = query.bind(*recipient);
             }
             let mut busy: Vec<String> = Vec::new();
@@ -608,7 +642,7 @@ async fn insert_outbox_rows(
     } else {
         "pending"
     };
-    let values = value_rows(rows.len(), 9, |n| {
+    let values = value_rows(padded(rows.len()), 9, |n| {
         format!(
             "(${}, ${}, ${}, ${}, ${}, ${}, '{status}', 0, ${}, ${}, ${})",
             n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]
@@ -623,7 +657,8 @@ async fn insert_outbox_rows(
         backend,
         format!(
             "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
-             next_attempt_at, created_at, claimed_until) values {values}{returning}"
+             next_attempt_at, created_at, claimed_until) {}{returning}",
+            values_source(&values, 2)
         ),
     );
     let mut query = sqlx::query(&sql);
@@ -632,6 +667,18 @@ async fn insert_outbox_rows(
             .bind(now)
             .bind(now)
             .bind(claimed_until);
+    }
+    for _ in rows.len()..padded(rows.len()) {
+        query = query
+            .bind(None::<i64>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .bind(None::<i64>);
     }
     if claimed_until.is_none() {
         query.execute(&mut **tx).await?;
