@@ -574,6 +574,11 @@ impl Drop for Binary {
 impl Binary {
     /// Starts `seva serve` with exactly these settings (no other environment) on a free port.
     async fn start(dir: &Path, vars: Vec<(String, String)>) -> Binary {
+        Binary::start_on(dir, vars, None).await
+    }
+
+    /// [`Binary::start`], on these CPUs only (`taskset -c`), when given.
+    async fn start_on(dir: &Path, vars: Vec<(String, String)>, cpus: Option<&str>) -> Binary {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -581,7 +586,15 @@ impl Binary {
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = dir.join("seva.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_seva"))
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(env!("CARGO_BIN_EXE_seva"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_seva")),
+        };
+        let child = command
             .arg("serve")
             .env_clear()
             .envs(vars)
@@ -628,12 +641,23 @@ impl Binary {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_the_request_in_flight_finishes_its_turn_and_exits_zero() {
+    sigterm_with_a_request_in_flight(None).await;
+}
+
+/// On one core Seva runs on tokio's current-thread scheduler (`cli::async_runtime`): the
+/// same request in flight is answered and the exit is as clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_core_sigterm_answers_the_request_in_flight_and_exits_zero() {
+    sigterm_with_a_request_in_flight(Some("0")).await;
+}
+
+async fn sigterm_with_a_request_in_flight(cpus: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeGraph::start().await;
     let mut extra = whatsapp_vars(&fake.url());
     extra.push(("SEVA_DRAIN_DELAY", "0".to_owned()));
     extra.push(("SEVA_SHUTDOWN_GRACE", "5".to_owned()));
-    let mut seva = Binary::start(dir.path(), base_vars(dir.path(), &extra)).await;
+    let mut seva = Binary::start_on(dir.path(), base_vars(dir.path(), &extra), cpus).await;
     let store = Store::connect(&db_url(dir.path())).await.unwrap();
 
     // A webhook request whose body is still arriving when SIGTERM comes.
