@@ -14,11 +14,12 @@ use std::collections::{HashMap, HashSet};
 use flows::message::{Channel, Inbound};
 use sqlx::Row;
 
+use super::multi_row::{padded, padded_list, statement_text, value_rows, values_source};
 use super::ride_along::OpenBatch;
 use super::{
     Backend, CITIZEN_COLUMNS, CLAIM_LEASE, Citizen, InboxPayload, InboxRow, NewOutbox, OutboxRow,
     OutboxStatus, ROWS_PER_STATEMENT, Result, Store, StoreError, Turn, Tx, bind_outbox_columns,
-    citizen_from_row, corrupt, padded, placeholders, positional, values_source, write_send_records,
+    citizen_from_row, corrupt, placeholders, positional, write_send_records,
 };
 
 /// What admitting a batch did with one of its messages.
@@ -199,21 +200,23 @@ async fn upsert_citizens(
     keys.sort_by(|a, b| (a.0.0.as_str(), a.0.1).cmp(&(b.0.0.as_str(), b.0.1)));
     let mut citizens = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(padded(chunk.len()), 4, |n| {
-            format!("(${}, ${}, 1, 0, ${}, ${})", n[0], n[1], n[2], n[3])
-        });
-        let source = values_source(&values, 1);
-        let sql = positional(
-            backend,
-            format!(
-                "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
+        let sql = statement_text("batch citizens", backend, padded(chunk.len()), || {
+            let values = value_rows(padded(chunk.len()), 4, |n| {
+                format!("(${}, ${}, 1, 0, ${}, ${})", n[0], n[1], n[2], n[3])
+            });
+            let source = values_source(&values, 1);
+            positional(
+                backend,
+                format!(
+                    "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at, last_inbound_at) \
                  {source} on conflict (channel, external_id) do update set \
                  last_inbound_at = case when coalesce(citizens.last_inbound_at, 0) > excluded.last_inbound_at \
                  then citizens.last_inbound_at else excluded.last_inbound_at end, \
                  unreachable = case when excluded.channel = 'whatsapp' then 0 else citizens.unreachable end \
                  returning {CITIZEN_COLUMNS}"
-            ),
-        );
+                ),
+            )
+        });
         let mut query = sqlx::query(&sql);
         for ((channel, sender), written) in chunk {
             query = query
@@ -249,20 +252,22 @@ async fn insert_inbox<'m>(
 ) -> Result<HashMap<(Channel, &'m str), i64>> {
     let mut stored = HashMap::with_capacity(todo.len());
     for chunk in todo.chunks(ROWS_PER_STATEMENT) {
-        let values = value_rows(padded(chunk.len()), 6, |n| {
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                n[0], n[1], n[2], n[3], n[4], n[5]
+        let sql = statement_text("batch inbox", backend, padded(chunk.len()), || {
+            let values = value_rows(padded(chunk.len()), 6, |n| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    n[0], n[1], n[2], n[3], n[4], n[5]
+                )
+            });
+            positional(
+                backend,
+                format!(
+                    "insert into inbox (channel, provider_id, citizen_id, payload, received_at, processed_at) \
+                 {} on conflict (channel, provider_id) do nothing returning id, channel, provider_id",
+                    values_source(&values, 1)
+                ),
             )
         });
-        let sql = positional(
-            backend,
-            format!(
-                "insert into inbox (channel, provider_id, citizen_id, payload, received_at, processed_at) \
-                 {} on conflict (channel, provider_id) do nothing returning id, channel, provider_id",
-                values_source(&values, 1)
-            ),
-        );
         let mut query = sqlx::query(&sql);
         for &i in chunk {
             let m = msgs[i];
@@ -320,32 +325,6 @@ pub(super) fn leftovers_sql(backend: Backend, n: usize) -> String {
     )
 }
 
-/// `list` and, up to its [`padded`] length, copies of its last item: the same `in (…)` list.
-pub(super) fn padded_list<T: Copy>(list: &[T]) -> Vec<T> {
-    let mut out = list.to_vec();
-    if let Some(&last) = list.last() {
-        out.resize(padded(list.len()), last);
-    }
-    out
-}
-
-/// `count` rows of `width` numbered placeholders each, numbered from `$1` in order (so that
-/// SQLite can take them as plain `?`, see [`positional`]).
-pub(super) fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
-    let mut out = String::with_capacity(count * (width * 5 + 8));
-    let mut n: Vec<usize> = vec![0; width];
-    for r in 0..count {
-        for (k, slot) in n.iter_mut().enumerate() {
-            *slot = 1 + r * width + k;
-        }
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(&row(&n));
-    }
-    out
-}
-
 impl Batch {
     /// The turn of `citizens[citizen]` on the batch's transaction; give it back with
     /// [`Batch::end_turn`] before the next.
@@ -383,11 +362,15 @@ impl Batch {
         let tx = self.tx()?;
         for chunk in citizen_ids.chunks(ROWS_PER_STATEMENT) {
             let ids = padded_list(chunk);
-            let list = placeholders(1, ids.len());
-            let sql = positional(
-                backend,
-                format!("select citizen_id, state from conversations where citizen_id in ({list})"),
-            );
+            let sql = statement_text("batch conversations", backend, ids.len(), || {
+                positional(
+                    backend,
+                    format!(
+                        "select citizen_id, state from conversations where citizen_id in ({})",
+                        placeholders(1, ids.len())
+                    ),
+                )
+            });
             let mut query = sqlx::query(&sql);
             for &id in &ids {
                 query = query.bind(id);
@@ -397,7 +380,9 @@ impl Batch {
                     entry.1 = row.try_get("state")?;
                 }
             }
-            let sql = leftovers_sql(backend, ids.len());
+            let sql = statement_text("batch leftovers", backend, ids.len(), || {
+                leftovers_sql(backend, ids.len())
+            });
             let mut query = sqlx::query(&sql);
             for id in &ids {
                 query = query.bind(*id);
@@ -513,11 +498,15 @@ impl Batch {
                 .collect();
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
                 let chunk = padded_list(chunk);
-                let list = placeholders(3, chunk.len());
-                let sql = positional(
-                    backend,
-                    format!("update inbox set processed_at = $1, error = $2 where id in ({list})"),
-                );
+                let sql = statement_text("batch processed", backend, chunk.len(), || {
+                    positional(
+                        backend,
+                        format!(
+                            "update inbox set processed_at = $1, error = $2 where id in ({})",
+                            placeholders(3, chunk.len())
+                        ),
+                    )
+                });
                 let mut query = sqlx::query(&sql).bind(now).bind(note);
                 for id in chunk {
                     query = query.bind(id);
@@ -526,16 +515,23 @@ impl Batch {
             }
         }
         for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-            let values = value_rows(padded(chunk.len()), 3, |n| {
-                format!("(${}, ${}, ${})", n[0], n[1], n[2])
-            });
-            let sql = positional(
+            let sql = statement_text(
+                "batch conversations save",
                 backend,
-                format!(
-                    "insert into conversations (citizen_id, state, updated_at) {} \
+                padded(chunk.len()),
+                || {
+                    let values = value_rows(padded(chunk.len()), 3, |n| {
+                        format!("(${}, ${}, ${})", n[0], n[1], n[2])
+                    });
+                    positional(
+                        backend,
+                        format!(
+                            "insert into conversations (citizen_id, state, updated_at) {} \
                      on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at",
-                    values_source(&values, 1)
-                ),
+                            values_source(&values, 1)
+                        ),
+                    )
+                },
             );
             let mut query = sqlx::query(&sql);
             for (citizen_id, state) in chunk {
@@ -599,14 +595,16 @@ async fn claimable_rows(
             let chunk = padded_list(chunk);
             // `status in ('pending', 'sending')` word for word: SQLite then uses the partial
             // index `outbox_active`.
-            let sql = positional(
-                backend,
-                format!(
-                    "select recipient, id, status from outbox where channel = $1 and recipient in ({}) \
-                     and status in ('pending', 'sending')",
-                    placeholders(2, chunk.len())
-                ),
-            );
+            let sql = statement_text("batch claimable", backend, chunk.len(), || {
+                positional(
+                    backend,
+                    format!(
+                        "select recipient, id, status from outbox where channel = $1 and recipient in ({}) \
+                         and status in ('pending', 'sending')",
+                        placeholders(2, chunk.len())
+                    ),
+                )
+            });
             let mut query = sqlx::query(&sql).bind(channel.as_str());
             for recipient in &chunk {
                 query = query.bind(*recipient);
@@ -642,25 +640,32 @@ async fn insert_outbox_rows(
     } else {
         "pending"
     };
-    let values = value_rows(padded(rows.len()), 9, |n| {
-        format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, '{status}', 0, ${}, ${}, ${})",
-            n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]
+    let name = if claimed_until.is_some() {
+        "batch outbox claimed"
+    } else {
+        "batch outbox pending"
+    };
+    let sql = statement_text(name, backend, padded(rows.len()), || {
+        let values = value_rows(padded(rows.len()), 9, |n| {
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, '{status}', 0, ${}, ${}, ${})",
+                n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]
+            )
+        });
+        let returning = if claimed_until.is_some() {
+            " returning id, channel, recipient"
+        } else {
+            ""
+        };
+        positional(
+            backend,
+            format!(
+                "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
+             next_attempt_at, created_at, claimed_until) {}{returning}",
+                values_source(&values, 2)
+            ),
         )
     });
-    let returning = if claimed_until.is_some() {
-        " returning id, channel, recipient"
-    } else {
-        ""
-    };
-    let sql = positional(
-        backend,
-        format!(
-            "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
-             next_attempt_at, created_at, claimed_until) {}{returning}",
-            values_source(&values, 2)
-        ),
-    );
     let mut query = sqlx::query(&sql);
     for row in rows {
         query = bind_outbox_columns(query, row)

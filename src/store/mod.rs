@@ -28,6 +28,7 @@
 mod batch;
 mod checkpoint;
 mod leader;
+mod multi_row;
 mod reports;
 mod retention;
 mod ride_along;
@@ -39,6 +40,8 @@ mod whatsapp;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
+
+use multi_row::padded;
 use std::time::Duration;
 
 use flows::Lang;
@@ -165,7 +168,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Which database a [`Store`] runs on, from the URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// `sqlite://…`: one file, one process writing at a time.
     Sqlite,
@@ -1217,25 +1220,6 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// The row count a multi-row statement for `n` rows (or ids) is written for: `n` rounded up
-/// to a power of two, at most [`ROWS_PER_STATEMENT`]. sqlx keeps a connection's last 100
-/// prepared statements by their text, and a batch's statements written for exactly its own
-/// size made new texts faster than the cache could keep them: the database parsed and planned
-/// them again for nearly every batch (8 % of replies/s on SQLite under load). Rounded, each
-/// statement has a handful of texts, and they stay prepared. Padding costs little: an
-/// `in (…)` list repeats its last value; a `values` list gets rows of nulls, left out by
-/// [`values_source`] or matching nothing.
-pub(super) fn padded(n: usize) -> usize {
-    n.next_power_of_two().min(ROWS_PER_STATEMENT).max(n)
-}
-
-/// The rows of `values` (a [`padded`] list) whose `column{key}` is not null, as the source of
-/// an `insert`. (The `where` also keeps SQLite from reading an `on conflict` that follows as
-/// part of the `select`.)
-pub(super) fn values_source(values: &str, key: usize) -> String {
-    format!("select * from (values {values}) as v where v.column{key} is not null")
-}
-
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}"))
 }
@@ -1310,18 +1294,20 @@ async fn write_send_records(
         })
         .collect();
     for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-        let values = batch::value_rows(padded(chunk.len()), 4, |n| {
-            format!("(${}, ${}, ${}, ${})", n[0], n[1], n[2], n[3])
+        let sql = multi_row::statement_text("send records", backend, padded(chunk.len()), || {
+            let values = multi_row::value_rows(padded(chunk.len()), 4, |n| {
+                format!("(${}, ${}, ${}, ${})", n[0], n[1], n[2], n[3])
+            });
+            // A `values` list names its columns column1, column2, … on both databases.
+            positional(
+                backend,
+                format!(
+                    "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
+                     claimed_until = null, attempts = v.column4 from (values {values}) as v \
+                     where outbox.id = v.column1"
+                ),
+            )
         });
-        // A `values` list names its columns column1, column2, … on both databases.
-        let sql = positional(
-            backend,
-            format!(
-                "update outbox set status = 'sent', provider_id = v.column2, sent_at = v.column3, \
-                 claimed_until = null, attempts = v.column4 from (values {values}) as v \
-                 where outbox.id = v.column1"
-            ),
-        );
         let mut q = sqlx::query(&sql);
         for (o, provider_id) in chunk {
             q = q
@@ -1433,24 +1419,6 @@ mod tests {
                 .unwrap();
             tx.commit().await.unwrap();
         }
-    }
-
-    /// Every row count from 1 to a statement's maximum is written as one of a few sizes, so
-    /// the prepared statements of a batch's writes fit sqlx's cache of 100, and each size
-    /// holds the rows it is asked for.
-    #[test]
-    fn multi_row_statements_come_in_a_few_sizes() {
-        let sizes: std::collections::BTreeSet<usize> =
-            (1..=ROWS_PER_STATEMENT).map(padded).collect();
-        assert!(sizes.len() <= 10, "{sizes:?}");
-        for n in 1..=ROWS_PER_STATEMENT {
-            assert!(
-                padded(n) >= n && padded(n) <= ROWS_PER_STATEMENT.max(2 * n),
-                "{n}"
-            );
-        }
-        assert_eq!(batch::padded_list(&[3, 4, 5]), [3, 4, 5, 5]);
-        assert!(batch::padded_list::<i64>(&[]).is_empty());
     }
 
     /// SQLite gets plain `?` only where binding in order gives each placeholder its value.
