@@ -7,7 +7,7 @@ use flows::message::{Body, Inbound};
 use flows::reply::Hint;
 use teloxide::types::ReplyMarkup;
 
-use crate::inbound::{TelegramEvent, parse_update, translate};
+use crate::inbound::{TelegramEvent, parse_update, read_update, translate};
 use crate::render::{self, MAX_CALLBACK_DATA_BYTES, RenderOptions};
 
 /// One webhook body or `getUpdates` element: parse, translate, the stored form of every
@@ -18,6 +18,11 @@ pub fn telegram(data: &[u8]) {
     };
     let events = translate(&update);
     assert_eq!(events.len(), 1, "one event per update");
+    assert_eq!(
+        read_update(data).ok().as_ref(),
+        Some(&events),
+        "the webhook's short cut read the update differently"
+    );
     for event in &events {
         assert_eq!(event.update_id(), update.id.0, "event lost its update_id");
         if let TelegramEvent::Ignored { reason, .. } = event {

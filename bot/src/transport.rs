@@ -26,7 +26,7 @@ use teloxide::RequestError;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::requests::{Request as _, Requester};
 
-use crate::inbound::{TelegramEvent, parse_update, translate, translate_all};
+use crate::inbound::{TelegramEvent, read_update, translate_all};
 use crate::sender::{
     TelegramError, TelegramSender, allowed_updates, classify, is_conflict, json_position, loggable,
 };
@@ -320,22 +320,22 @@ async fn webhook(State(state): State<WebhookState>, request: Request) -> StatusC
         tracing::warn!("telegram webhook: body too large or unreadable");
         return StatusCode::PAYLOAD_TOO_LARGE;
     };
-    let update = match parse_update(&body) {
-        Ok(update) => update,
+    let events = match read_update(&body) {
+        Ok(events) => events,
         Err(err) => {
             // Position only: serde_json's own message may quote a value from the body.
             tracing::warn!(error = %json_position(&err), "telegram webhook: body is not an update");
             return StatusCode::BAD_REQUEST;
         }
     };
-    let events = translate(&update);
+    let update_id = events.first().map(TelegramEvent::update_id);
     match state.sink.accept(events.clone()).await {
         Ok(()) => {
             acknowledge(&state.sender, &events);
             StatusCode::OK
         }
         Err(err) => {
-            tracing::error!(error = %err, update_id = update.id.0, "telegram webhook: update not stored");
+            tracing::error!(error = %err, update_id = ?update_id, "telegram webhook: update not stored");
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
