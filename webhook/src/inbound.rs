@@ -170,7 +170,9 @@ fn envelope_or_error(body: &[u8]) -> Result<Option<Envelope>, ParseError> {
     if !value.is_object() {
         return Err(ParseError::NotAnObject);
     }
-    Ok(serde_json::from_value(value).ok())
+    // From text again: the lenient parts read raw text (`payload::Lenient`). Written out, the
+    // object has lost what made the direct read fail if that was a repeated key.
+    Ok(serde_json::from_str(&value.to_string()).ok())
 }
 
 /// Parses one webhook body.
@@ -221,11 +223,11 @@ pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
                     continue;
                 }
             }
-            let Some(value) = change.value.clone() else {
+            let Some(value) = change.value.as_deref() else {
                 out.ignored.push(Ignored::MalformedValue);
                 continue;
             };
-            match serde_json::from_value::<MessagesValue>(value) {
+            match serde_json::from_str::<MessagesValue>(value.get()) {
                 Ok(v) => read_value(&v, &mut out),
                 Err(_) => out.ignored.push(Ignored::MalformedValue),
             }

@@ -503,6 +503,15 @@ fn odd_shapes_are_ignored_not_fatal() {
     assert!(n.ignored.iter().all(|i| !i.to_string().contains("no id")));
 }
 
+/// A key given twice counts once, with its last value, as in most JSON readers: the
+/// notification is still read, including the message that repeated a key of its own.
+#[test]
+fn a_repeated_key_does_not_lose_the_notification() {
+    let n = parse(br#"{"object":"whatsapp_business_account","object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messages":[{"from":"919876543210","id":"wamid.r1","id":"wamid.r2","timestamp":"1749416383","type":"text","text":{"body":"hi"}}]}}]}]}"#).unwrap();
+    assert_eq!(n.messages.len(), 1, "{:?}", n.ignored);
+    assert_eq!(n.messages[0].provider_id, "wamid.r2");
+}
+
 // ---- HTTP ---------------------------------------------------------------------------------
 
 #[derive(Default)]
