@@ -5,7 +5,8 @@ use flows::message::{Channel, MediaKind};
 use sqlx::Row;
 use webhook::{DeliveryStatus, StatusKind};
 
-use super::{ROWS_PER_STATEMENT, Result, Store, Tx, placeholders};
+use super::multi_row::{padded_list, statement_text};
+use super::{Backend, ROWS_PER_STATEMENT, Result, Store, Tx, placeholders};
 
 /// What the WhatsApp sender needs to know about an outbox row before sending it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,13 +112,17 @@ pub(super) async fn wake_waiting(tx: &mut Tx, recipient: &str, now: i64) -> Resu
 pub(super) async fn wake_waiting_all(tx: &mut Tx, recipients: &[&str], now: i64) -> Result<u64> {
     let mut woke = 0;
     for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "update outbox set next_attempt_at = $1 where {}",
-            waiting(chunk.len())
-        );
+        let chunk = padded_list(chunk);
+        // The same text on both backends.
+        let sql = statement_text("wake waiting", Backend::Sqlite, chunk.len(), || {
+            format!(
+                "update outbox set next_attempt_at = $1 where {}",
+                waiting(chunk.len())
+            )
+        });
         let mut q = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
         for r in chunk {
-            q = q.bind(*r);
+            q = q.bind(r);
         }
         woke += q.execute(&mut **tx).await?.rows_affected();
     }
