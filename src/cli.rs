@@ -154,7 +154,6 @@ impl From<LangArg> for Lang {
     }
 }
 
-/// Parses the command line, runs the command, and maps failure to an exit code.
 /// Tokio's scheduler for as many cores as the process may use. On one core (a small VM, or
 /// pinned with `taskset`) the work-stealing scheduler has nobody to steal from and only its
 /// cross-thread bookkeeping left; the current-thread scheduler runs the same tasks without it
@@ -170,6 +169,7 @@ fn async_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// Parses the command line, runs the command, and maps failure to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::from_env() {

@@ -11,7 +11,7 @@ use super::{Backend, ROWS_PER_STATEMENT};
 /// to a power of two, at most [`ROWS_PER_STATEMENT`]. sqlx keeps a connection's last 100
 /// prepared statements by their text, and a batch's statements written for exactly its own
 /// size made new texts faster than the cache could keep them: the database parsed and planned
-/// them again for nearly every batch (8 % of replies/s on SQLite under load). Rounded, each
+/// them again for nearly every batch (6.5 % of replies/s on SQLite under load). Rounded, each
 /// statement has a handful of texts, and they stay prepared. Padding costs little: an
 /// `in (…)` list repeats its last value; a `values` list gets rows of nulls, left out by
 /// [`values_source`] or matching nothing.
@@ -36,7 +36,7 @@ pub(super) fn padded_list<T: Copy>(list: &[T]) -> Vec<T> {
 }
 
 /// `count` rows of `width` numbered placeholders each, numbered from `$1` in order (so that
-/// SQLite can take them as plain `?`, see [`positional`]).
+/// SQLite can take them as plain `?`, see [`super::positional`]).
 pub(super) fn value_rows(count: usize, width: usize, row: impl Fn(&[usize]) -> String) -> String {
     let mut out = String::with_capacity(count * (width * 5 + 8));
     let mut n: Vec<usize> = vec![0; width];
