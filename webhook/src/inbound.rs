@@ -223,13 +223,9 @@ pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
                     continue;
                 }
             }
-            let Some(value) = change.value.as_deref() else {
-                out.ignored.push(Ignored::MalformedValue);
-                continue;
-            };
-            match serde_json::from_str::<MessagesValue>(value.get()) {
-                Ok(v) => read_value(&v, &mut out),
-                Err(_) => out.ignored.push(Ignored::MalformedValue),
+            match &change.value {
+                Some(Lenient::Ok(v)) => read_value(v, &mut out),
+                _ => out.ignored.push(Ignored::MalformedValue),
             }
         }
     }

@@ -78,9 +78,16 @@ pub enum Lenient<T> {
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = <&serde_json::value::RawValue>::deserialize(d)?;
-        Ok(match serde_json::from_str::<T>(raw.get()) {
+        if let Ok(t) = serde_json::from_str::<T>(raw.get()) {
+            return Ok(Lenient::Ok(t));
+        }
+        // Not JSON serde_json accepts (nested too deep, a lone surrogate): the body's error,
+        // as it was when every item was read as a `Value` first.
+        let value: Value = serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+        // A key given twice counts once, with its last value, as a `Value` keeps it.
+        Ok(match serde_json::from_str::<T>(&value.to_string()) {
             Ok(t) => Lenient::Ok(t),
-            Err(_) => Lenient::Bad(serde_json::from_str(raw.get()).unwrap_or(Value::Null)),
+            Err(_) => Lenient::Bad(value),
         })
     }
 }
@@ -125,9 +132,10 @@ pub struct Entry {
 pub struct Change {
     #[serde(default)]
     pub field: Option<String>,
-    /// Raw, read by [`crate::inbound`] once `field` says what it holds.
+    /// Read as the value of a `messages` change; [`crate::inbound`] uses it only when
+    /// `field` says that is what it holds.
     #[serde(default)]
-    pub value: Option<Box<serde_json::value::RawValue>>,
+    pub value: Option<Lenient<MessagesValue>>,
 }
 
 // {

@@ -510,6 +510,10 @@ fn a_repeated_key_does_not_lose_the_notification() {
     let n = parse(br#"{"object":"whatsapp_business_account","object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messages":[{"from":"919876543210","id":"wamid.r1","id":"wamid.r2","timestamp":"1749416383","type":"text","text":{"body":"hi"}}]}}]}]}"#).unwrap();
     assert_eq!(n.messages.len(), 1, "{:?}", n.ignored);
     assert_eq!(n.messages[0].provider_id, "wamid.r2");
+    // Only the message repeats a key: the rest of the body reads directly.
+    let n = parse(br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messages":[{"from":"919876543210","id":"wamid.r1","id":"wamid.r3","timestamp":"1749416383","type":"text","text":{"body":"hi"}}]}}]}]}"#).unwrap();
+    assert_eq!(n.messages.len(), 1, "{:?}", n.ignored);
+    assert_eq!(n.messages[0].provider_id, "wamid.r3");
 }
 
 // ---- HTTP ---------------------------------------------------------------------------------
