@@ -648,7 +648,14 @@ async fn sigterm_answers_the_request_in_flight_finishes_its_turn_and_exits_zero(
 /// same request in flight is answered and the exit is as clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_one_core_sigterm_answers_the_request_in_flight_and_exits_zero() {
-    sigterm_with_a_request_in_flight(Some("0")).await;
+    // The first CPU this process may use: a container's CPU set need not hold CPU 0.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cpu = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| list.trim().split([',', '-']).next().map(str::to_owned))
+        .unwrap_or_else(|| "0".to_owned());
+    sigterm_with_a_request_in_flight(Some(&cpu)).await;
 }
 
 async fn sigterm_with_a_request_in_flight(cpus: Option<&str>) {
