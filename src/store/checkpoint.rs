@@ -2,10 +2,13 @@
 //!
 //! By default the commit that grows the WAL past 1,000 pages runs the checkpoint itself: it
 //! copies the pages into the database file and waits for the disk (`fsync`) before it returns,
-//! and every webhook of its batch waits with it. Under load that happened about twice a
-//! second, and those commits were the slow tail of the replies. [`Store::checkpoint_wal`] runs
-//! a passive checkpoint every [`EVERY`] on a connection no webhook waits for, which keeps the
-//! WAL below the automatic threshold; a passive checkpoint never blocks writers or readers.
+//! and every webhook of its batch waits with it. Under load (a busy batch writes tens of pages,
+//! the WAL grows by ~10,000 pages a second) that happened several times a second: those
+//! commits were the slow tail of the replies, and while their `fsync` waited the core sat idle.
+//! [`Store::checkpoint_wal`] runs a passive checkpoint every [`EVERY`] on a connection no
+//! webhook waits for (a passive checkpoint never blocks writers or readers), and a commit
+//! checkpoints only past [`AUTOCHECKPOINT_PAGES`], which the WAL reaches only when nobody
+//! runs [`Store::checkpoint_wal`]: the CLI, `seva chat`, or a checkpointer that fell behind.
 
 use std::time::Duration;
 
@@ -13,9 +16,13 @@ use tokio::sync::watch;
 
 use super::{Backend, Store};
 
-/// Between checkpoints: short enough that the WAL a busy moment writes in the meantime stays
-/// far below SQLite's automatic threshold (1,000 pages, ~4 MiB).
-const EVERY: Duration = Duration::from_millis(200);
+/// Between checkpoints: short enough that the WAL a busy moment writes in the meantime
+/// (~500 pages) stays far below [`AUTOCHECKPOINT_PAGES`].
+const EVERY: Duration = Duration::from_millis(50);
+
+/// WAL pages (4 KiB) past which a commit checkpoints by itself: ~40 MiB, ten times SQLite's
+/// default, so that under `serve` the commits leave it to [`Store::checkpoint_wal`].
+pub(super) const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 impl Store {
     /// Checkpoints the WAL every [`EVERY`] until `stop` turns true (or its sender is
@@ -47,11 +54,8 @@ mod tests {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Pages committed below SQLite's automatic threshold stay in the WAL until a checkpoint
-    /// copies them into the database file: the file growing shows the checkpoint ran, and
-    /// that no commit had to.
-    #[tokio::test]
-    async fn committed_pages_reach_the_database_file_without_a_commit_waiting() {
+    /// A fresh SQLite store with a table to fill, and the path of its database file.
+    async fn store_with_ballast() -> (tempfile::TempDir, std::path::PathBuf, Store) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("seva.db");
         let store = Store::open(&format!("sqlite://{}", db.display()))
@@ -61,14 +65,58 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
-        // ~2 MiB: about 500 pages, half of the automatic threshold.
-        sqlx::query(
-            "with recursive n(i) as (select 1 union all select i + 1 from n where i < 2000) \
+        (dir, db, store)
+    }
+
+    /// Commits about `mib` MiB of rows (256 WAL pages per MiB).
+    async fn commit_ballast(store: &Store, mib: usize) {
+        sqlx::query(&format!(
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < {}) \
              insert into ballast select randomblob(1000) from n",
-        )
+            mib * 1000
+        ))
         .execute(&store.pool)
         .await
         .unwrap();
+    }
+
+    /// Without the checkpointer, commits keep writing to the WAL well past SQLite's default
+    /// threshold of 1,000 pages (no commit stops to checkpoint), and checkpoint by themselves
+    /// only once it holds [`AUTOCHECKPOINT_PAGES`], so the WAL of a process that runs none
+    /// stays bounded.
+    #[tokio::test]
+    async fn commits_leave_checkpoints_to_the_checkpointer_up_to_a_bound() {
+        let (_dir, db, store) = store_with_ballast().await;
+        let before = file_len(&db);
+        // ~2,500 pages in five commits.
+        for _ in 0..5 {
+            commit_ballast(&store, 2).await;
+        }
+        assert_eq!(
+            file_len(&db),
+            before,
+            "a commit checkpointed below {AUTOCHECKPOINT_PAGES} pages"
+        );
+        // Past the bound (~10,000 pages more): the commit that crosses it checkpoints.
+        for _ in 0..4 {
+            commit_ballast(&store, 10).await;
+        }
+        assert!(
+            file_len(&db) > before + 30_000_000,
+            "database file {} bytes before, {} after",
+            before,
+            file_len(&db)
+        );
+    }
+
+    /// Pages committed below SQLite's automatic threshold stay in the WAL until a checkpoint
+    /// copies them into the database file: the file growing shows the checkpoint ran, and
+    /// that no commit had to.
+    #[tokio::test]
+    async fn committed_pages_reach_the_database_file_without_a_commit_waiting() {
+        let (_dir, db, store) = store_with_ballast().await;
+        // ~2 MiB: about 500 pages, below any automatic threshold.
+        commit_ballast(&store, 2).await;
         let before = file_len(&db);
 
         let (stop_tx, stop) = watch::channel(false);

@@ -127,6 +127,11 @@ async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool> {
                 // journal; in a temp file that is an open, writes and a close
                 // per statement.
                 conn.execute("pragma temp_store = memory").await?;
+                let autocheckpoint = format!(
+                    "pragma wal_autocheckpoint = {}",
+                    checkpoint::AUTOCHECKPOINT_PAGES
+                );
+                conn.execute(autocheckpoint.as_str()).await?;
                 Ok(())
             })
         })
