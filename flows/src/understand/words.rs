@@ -12,6 +12,8 @@
 //!
 //! Keyword lists are loosened the same way, so each list names a spelling once.
 
+use std::sync::LazyLock;
+
 /// Zero-width characters that clients and keyboards slip into text: ZWSP, ZWNJ, ZWJ, BOM and
 /// WORD JOINER.
 pub fn is_zero_width(c: char) -> bool {
@@ -178,9 +180,10 @@ pub fn has_any(tokens: &[String], patterns: &[&str]) -> bool {
 
 /// Whether the whole message (its tokens) is exactly one of `patterns`.
 ///
-/// Matches word by word without compiling the patterns: this runs on every message against
-/// every global command, and building each pattern's [`Part`]s first was most of a dialogue
-/// step's cost.
+/// Matches word by word without compiling the patterns: building each pattern's [`Part`]s
+/// on every call was once most of a dialogue step's cost. The global commands, which every
+/// message is matched against, are compiled once instead ([`GLOBAL_PATTERNS`]); the test
+/// `is_exactly_agrees_with_compiled_patterns` holds the two ways to the same answers.
 fn is_exactly(tokens: &[String], patterns: &[&str]) -> bool {
     patterns.iter().any(|p| {
         let mut words = p.split(' ').filter(|w| !w.is_empty());
@@ -342,6 +345,18 @@ pub fn global_command(s: &str) -> Option<Global> {
     if toks.is_empty() || toks.len() > 4 {
         return None;
     }
+    GLOBAL_PATTERNS
+        .iter()
+        .find(|(patterns, _)| {
+            patterns.iter().any(|parts| {
+                parts.len() == toks.len() && parts.iter().zip(&toks).all(|(p, t)| p.matches(t))
+            })
+        })
+        .map(|(_, g)| g.clone())
+}
+
+/// The global commands' patterns, compiled once: every message is matched against all of them.
+static GLOBAL_PATTERNS: LazyLock<Vec<(Vec<Vec<Part>>, Global)>> = LazyLock::new(|| {
     let table: [(&[&str], Global); 8] = [
         (CANCEL, Global::Cancel),
         (BACK, Global::Back),
@@ -354,9 +369,9 @@ pub fn global_command(s: &str) -> Option<Global> {
     ];
     table
         .into_iter()
-        .find(|(list, _)| is_exactly(&toks, list))
-        .map(|(_, g)| g)
-}
+        .map(|(list, g)| (list.iter().map(|p| compile(p)).collect(), g))
+        .collect()
+});
 
 /// `rest` is the message after its leading `/`.
 fn slash_command(rest: &str) -> Option<Global> {
