@@ -109,6 +109,33 @@ struct ApiErrorData {
     details: Option<String>,
 }
 
+// What a send's answer is read for: the first message's id. Every other field is skipped
+// without being built, which a `Value` of the whole answer did on every send.
+#[derive(Deserialize)]
+struct Accepted {
+    messages: Vec<AcceptedMessage>,
+}
+
+#[derive(Deserialize)]
+struct AcceptedMessage {
+    id: Option<String>,
+}
+
+/// `messages[0].id` of a 2xx answer. An answer of another shape (which Meta does not send) is
+/// read as a `Value`, so it yields exactly what the general reading would.
+fn accepted_id(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Accepted>(body) {
+        Ok(a) => a.messages.into_iter().next().and_then(|m| m.id),
+        Err(_) => serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+            v.get("messages")?
+                .get(0)?
+                .get("id")?
+                .as_str()
+                .map(str::to_owned)
+        }),
+    }
+}
+
 fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
@@ -125,13 +152,7 @@ pub fn classify(status: u16, retry_after: Option<u64>, body: &[u8]) -> SendOutco
     if (200..300).contains(&status) {
         // { "messaging_product": "whatsapp", "contacts": [{ "input": "…", "wa_id": "…" }],
         //   "messages": [{ "id": "wamid.HBgL…", "message_status": "accepted" }] }
-        let id = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-            v.get("messages")?
-                .get(0)?
-                .get("id")?
-                .as_str()
-                .map(str::to_owned)
-        });
+        let id = accepted_id(body);
         return match id {
             Some(provider_id) if !provider_id.is_empty() => SendOutcome::Sent { provider_id },
             _ => SendOutcome::Transient {
@@ -625,6 +646,44 @@ impl MediaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed reading of a send's answer finds the same id as reading the whole answer
+    /// as a `Value`, for Meta's answer and for shapes it never sends.
+    #[test]
+    fn accepted_id_reads_what_a_value_would() {
+        let by_value = |body: &str| -> Option<String> {
+            let v: Value = serde_json::from_str(body).ok()?;
+            v.get("messages")?
+                .get(0)?
+                .get("id")?
+                .as_str()
+                .map(str::to_owned)
+        };
+        let bodies = [
+            r#"{"messaging_product":"whatsapp","contacts":[{"input":"+919812345678","wa_id":"919812345678"}],"messages":[{"id":"wamid.HBgL","message_status":"accepted"}]}"#,
+            r#"{"messages":[{"id":"a"},{"id":"b"}]}"#,
+            r#"{"messages":[{"id":"a"}],"messages":[{"id":"b"}]}"#,
+            r#"{"messages":[{"id":"a","id":"b"}]}"#,
+            r#"{"messages":[{"id":null}]}"#,
+            r#"{"messages":[{"id":7}]}"#,
+            r#"{"messages":[{}]}"#,
+            r#"{"messages":[]}"#,
+            r#"{"messages":{"id":"a"}}"#,
+            r#"{"messages":["a"]}"#,
+            r#"{"messages":null}"#,
+            r#"{}"#,
+            r#"[]"#,
+            "not json",
+            "",
+        ];
+        for body in bodies {
+            assert_eq!(accepted_id(body.as_bytes()), by_value(body), "{body}");
+        }
+        assert_eq!(
+            accepted_id(bodies[0].as_bytes()).as_deref(),
+            Some("wamid.HBgL")
+        );
+    }
 
     #[test]
     fn secrets_never_print() {
