@@ -5,6 +5,7 @@
 //! * [`fake`] — a lean fake WhatsApp Graph API and Telegram Bot API on loopback.
 //! * [`echo`] — the echo gateway (`seva-load echo`), the baseline.
 //! * [`journeys`] — what the virtual citizens type.
+//! * [`limit`] — which side of a run was saturated (is echo's figure its ceiling?).
 //! * [`load`] — the closed loop and its measurements.
 //! * [`target`] — spawning, pinning and watching the process under load.
 
@@ -12,6 +13,7 @@ mod burst;
 mod echo;
 mod fake;
 mod journeys;
+mod limit;
 mod load;
 mod target;
 
@@ -24,6 +26,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::limit::Limit;
 use crate::load::{Channel, Driver, LoadSpec, Measured, percentile};
 use crate::target::{SevaOptions, Spawn, Target};
 
@@ -332,6 +335,8 @@ struct Row {
     /// CPU used in the window, in cores (1.0 = one core busy).
     target_cpu: f64,
     load_cpu: f64,
+    /// Which side's core was full: an echo run limited by the load tool is not echo's ceiling.
+    limited_by: Limit,
     ready_ms: f64,
     first_error: Option<String>,
 }
@@ -409,6 +414,19 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     eprintln!("load average after: {}", load_average());
     print_table(&rows);
+    for r in rows
+        .iter()
+        .filter(|r| r.target == "echo" && !r.limited_by.reached_ceiling())
+    {
+        eprintln!(
+            "note: {} round {}: echo used {:.2} of its core and the load tool {:.2}: echo's figure \
+             is below its ceiling, so that round's ratios are upper bounds",
+            r.channel.as_str(),
+            r.round,
+            r.target_cpu,
+            r.load_cpu,
+        );
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -592,6 +610,7 @@ async fn measure(
         peak_rss_mib,
         target_cpu,
         load_cpu,
+        limited_by: Limit::of(target_cpu, load_cpu),
         ready_ms,
         first_error: measured.first_error,
     })
@@ -599,7 +618,7 @@ async fn measure(
 
 fn print_row(row: &Row) {
     eprintln!(
-        "  {} round {} {}: {:.0} replies/s{}, p50 {:.2} ms, p99 {:.2} ms, errors {}, timeouts {}, journeys {:?}, peak RSS {:.1} MiB, cpu target {:.2} load {:.2}{}",
+        "  {} round {} {}: {:.0} replies/s{}, p50 {:.2} ms, p99 {:.2} ms, errors {}, timeouts {}, journeys {:?}, peak RSS {:.1} MiB, cpu target {:.2} load {:.2} (limited by {}){}",
         row.channel.as_str(),
         row.round,
         row.target,
@@ -615,6 +634,7 @@ fn print_row(row: &Row) {
         row.peak_rss_mib,
         row.target_cpu,
         row.load_cpu,
+        row.limited_by.as_str(),
         row.first_error
             .as_ref()
             .map(|e| format!(", first error: {e}"))
@@ -624,12 +644,12 @@ fn print_row(row: &Row) {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| channel | round | target | replies/s | × echo | p50 ms | p90 ms | p99 ms | max ms | ack p99 ms | errors | timeouts | journeys (C/L/S) | peak RSS MiB | target CPU | load CPU | ready ms |"
+        "| channel | round | target | replies/s | × echo | p50 ms | p90 ms | p99 ms | max ms | ack p99 ms | errors | timeouts | journeys (C/L/S) | peak RSS MiB | target CPU | load CPU | limited by | ready ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{}/{} | {:.1} | {:.2} | {:.2} | {:.0} |",
+            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{}/{} | {:.1} | {:.2} | {:.2} | {} | {:.0} |",
             r.channel.as_str(),
             r.round,
             r.target,
@@ -650,6 +670,7 @@ fn print_table(rows: &[Row]) {
             r.peak_rss_mib,
             r.target_cpu,
             r.load_cpu,
+            r.limited_by.as_str(),
             r.ready_ms,
         );
     }
