@@ -2,6 +2,7 @@
 //! measured in the same run. See BENCHMARKS.md for how to run it and what it reported.
 //!
 //! * [`burst`] — a fan-out of status pushes draining beside live citizens (`seva-load burst`).
+//! * [`compare`] — several `seva` binaries alternated round by round (`run --seva A,B`).
 //! * [`fake`] — a lean fake WhatsApp Graph API and Telegram Bot API on loopback.
 //! * [`echo`] — the echo gateway (`seva-load echo`), the baseline.
 //! * [`journeys`] — what the virtual citizens type.
@@ -10,6 +11,7 @@
 //! * [`target`] — spawning, pinning and watching the process under load.
 
 mod burst;
+mod compare;
 mod echo;
 mod fake;
 mod journeys;
@@ -88,9 +90,11 @@ struct BurstArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The `seva` binary (default: `seva` next to this one).
-    #[arg(long)]
-    seva: Option<PathBuf>,
+    /// The `seva` binary (default: `seva` next to this one). Several (`--seva A,B`) each run
+    /// once per round, in an order that turns around every round, and every one after the
+    /// first is compared with the first, round by round.
+    #[arg(long, value_delimiter = ',')]
+    seva: Vec<PathBuf>,
     /// Channels to load, one after the other.
     #[arg(long, value_delimiter = ',', default_values = ["whatsapp", "telegram"])]
     channels: Vec<Channel>,
@@ -313,7 +317,8 @@ fn require_seva(seva: &std::path::Path) -> Result<(), String> {
 struct Row {
     channel: Channel,
     round: usize,
-    /// `echo`, `seva/sqlite` or `seva/postgres`.
+    /// `echo`, `seva/sqlite` or `seva/postgres` (`seva#2/sqlite`: the second of several
+    /// `--seva` binaries).
     target: String,
     citizens: usize,
     replies_per_sec: f64,
@@ -348,7 +353,8 @@ fn ms(us: u32) -> f64 {
 struct Shared {
     fake: fake::Fake,
     tmp: tempfile::TempDir,
-    seva: PathBuf,
+    /// `--seva`, in order.
+    seva: Vec<PathBuf>,
     stations: PathBuf,
     self_exe: PathBuf,
     identity: u64,
@@ -366,9 +372,15 @@ fn default_stations() -> PathBuf {
 
 async fn run(args: RunArgs) -> Result<(), String> {
     let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let seva = seva_path(args.seva.clone())?;
+    let seva = if args.seva.is_empty() {
+        vec![seva_path(None)?]
+    } else {
+        args.seva.clone()
+    };
     if !args.no_seva {
-        require_seva(&seva)?;
+        for binary in &seva {
+            require_seva(binary)?;
+        }
     }
     let fake = fake::Fake::start().await.map_err(|e| e.to_string())?;
     let tmp = tempfile::Builder::new()
@@ -404,16 +416,21 @@ async fn run(args: RunArgs) -> Result<(), String> {
             }
             if !args.no_seva {
                 for db in &args.databases {
-                    let mut row = run_one(&args, &mut shared, *channel, round, Some(db)).await?;
-                    row.ratio_to_echo = echo_rate.map(|e| row.replies_per_sec / e.max(1e-9));
-                    print_row(&row);
-                    rows.push(row);
+                    for binary in compare::order(round, shared.seva.len()) {
+                        let mut row =
+                            run_one(&args, &mut shared, *channel, round, Some((db, binary)))
+                                .await?;
+                        row.ratio_to_echo = echo_rate.map(|e| row.replies_per_sec / e.max(1e-9));
+                        print_row(&row);
+                        rows.push(row);
+                    }
                 }
             }
         }
     }
     eprintln!("load average after: {}", load_average());
     print_table(&rows);
+    print_comparisons(&shared.seva, &rows);
     for r in rows
         .iter()
         .filter(|r| r.target == "echo" && !r.limited_by.reached_ceiling())
@@ -444,13 +461,14 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// One target (echo when `db` is `None`) under the load, from start to stop.
+/// One target under the load, from start to stop: echo when `seva` is `None`, else the
+/// database and the position of the binary in `--seva` (0-based).
 async fn run_one(
     args: &RunArgs,
     shared: &mut Shared,
     channel: Channel,
     round: usize,
-    db: Option<&String>,
+    seva: Option<(&String, usize)>,
 ) -> Result<Row, String> {
     shared.runs += 1;
     let n = shared.runs;
@@ -458,7 +476,7 @@ async fn run_one(
     let pin = args.pin.then(|| args.target_cpus.clone());
     let log = shared.tmp.path().join(format!("run{n}.log"));
     let mut pg_db = None;
-    let (name, spawn) = match db {
+    let (name, spawn) = match seva {
         None => (
             "echo".to_owned(),
             Spawn {
@@ -478,7 +496,7 @@ async fn run_one(
                 listen,
             },
         ),
-        Some(db) => {
+        Some((db, binary)) => {
             let (label, url) = if db == "sqlite" {
                 let path = shared.tmp.path().join(format!("run{n}/seva.db"));
                 ("sqlite", format!("sqlite://{}", path.display()))
@@ -492,7 +510,7 @@ async fn run_one(
             };
             let media = shared.tmp.path().join(format!("run{n}/media"));
             let opts = SevaOptions {
-                binary: &shared.seva,
+                binary: &shared.seva[binary],
                 database_url: &url,
                 stations_csv: &shared.stations,
                 media_dir: &media,
@@ -500,7 +518,12 @@ async fn run_one(
                 telegram_url: shared.fake.telegram_url(),
                 rust_log: args.rust_log.as_deref(),
             };
-            (format!("seva/{label}"), opts.spawn(listen, pin, log))
+            let name = if shared.seva.len() > 1 {
+                format!("seva#{}/{label}", binary + 1)
+            } else {
+                format!("seva/{label}")
+            };
+            (name, opts.spawn(listen, pin, log))
         }
     };
     let result = measure(args, shared, channel, round, &name, spawn).await;
@@ -640,6 +663,51 @@ fn print_row(row: &Row) {
             .map(|e| format!(", first error: {e}"))
             .unwrap_or_default(),
     );
+}
+
+/// With several `--seva` binaries: which is which, and each one after the first against it.
+fn print_comparisons(binaries: &[PathBuf], rows: &[Row]) {
+    if binaries.len() < 2 {
+        return;
+    }
+    let runs: Vec<compare::Run<'_>> = rows
+        .iter()
+        .filter_map(|r| {
+            let (seva, database) = r.target.split_once('/')?;
+            let binary = seva.strip_prefix("seva#")?.parse().ok()?;
+            Some(compare::Run {
+                channel: r.channel.as_str(),
+                database,
+                round: r.round,
+                binary,
+                replies_per_sec: r.replies_per_sec,
+            })
+        })
+        .collect();
+    println!();
+    for (n, b) in binaries.iter().enumerate() {
+        println!("seva#{}: {}", n + 1, b.display());
+    }
+    println!();
+    println!(
+        "| channel | db | candidate | rounds | × seva#1 median | geometric mean | min | max | faster in |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for c in compare::compare(&runs) {
+        println!(
+            "| {} | {} | seva#{} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {}/{} |",
+            c.channel,
+            c.database,
+            c.candidate,
+            c.ratios.len(),
+            c.median,
+            c.geometric_mean,
+            c.min,
+            c.max,
+            c.faster_rounds,
+            c.ratios.len(),
+        );
+    }
 }
 
 fn print_table(rows: &[Row]) {
