@@ -42,7 +42,7 @@ pub struct Run<'a> {
 /// reversed in even ones.
 pub fn order(round: usize, binaries: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..binaries).collect();
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         order.reverse();
     }
     order
@@ -98,7 +98,7 @@ fn summarize(ratios: Vec<f64>) -> Option<Comparison> {
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    let median = if n % 2 == 1 {
+    let median = if !n.is_multiple_of(2) {
         sorted[n / 2]
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
