@@ -320,6 +320,9 @@ struct Row {
     /// `echo`, `seva/sqlite` or `seva/postgres` (`seva#2/sqlite`: the second of several
     /// `--seva` binaries).
     target: String,
+    /// Which `--seva` binary (0-based) ran, and on which database; `None` for echo.
+    #[serde(skip)]
+    seva: Option<(usize, &'static str)>,
     citizens: usize,
     replies_per_sec: f64,
     /// Replies/s as a fraction of echo's in the same round and channel.
@@ -476,9 +479,10 @@ async fn run_one(
     let pin = args.pin.then(|| args.target_cpus.clone());
     let log = shared.tmp.path().join(format!("run{n}.log"));
     let mut pg_db = None;
-    let (name, spawn) = match seva {
+    let (name, which, spawn) = match seva {
         None => (
             "echo".to_owned(),
+            None,
             Spawn {
                 program: shared.self_exe.clone(),
                 args: vec![
@@ -523,10 +527,12 @@ async fn run_one(
             } else {
                 format!("seva/{label}")
             };
-            (name, opts.spawn(listen, pin, log))
+            (name, Some((binary, label)), opts.spawn(listen, pin, log))
         }
     };
-    let result = measure(args, shared, channel, round, &name, spawn).await;
+    let result = measure(args, shared, channel, round, &name, spawn)
+        .await
+        .map(|row| Row { seva: which, ..row });
     if let Some((base, name)) = pg_db {
         target::drop_postgres_db(&base, &name);
     }
@@ -616,6 +622,7 @@ async fn measure(
         channel,
         round,
         target: name.to_owned(),
+        seva: None,
         citizens: args.citizens,
         replies_per_sec: measured.replies_per_sec(),
         ratio_to_echo: None,
@@ -666,24 +673,27 @@ fn print_row(row: &Row) {
 }
 
 /// With several `--seva` binaries: which is which, and each one after the first against it.
-fn print_comparisons(binaries: &[PathBuf], rows: &[Row]) {
-    if binaries.len() < 2 {
-        return;
-    }
-    let runs: Vec<compare::Run<'_>> = rows
-        .iter()
+/// The Seva runs of a table, each with its binary's 1-based position in `--seva`.
+fn seva_runs(rows: &[Row]) -> Vec<compare::Run<'_>> {
+    rows.iter()
         .filter_map(|r| {
-            let (seva, database) = r.target.split_once('/')?;
-            let binary = seva.strip_prefix("seva#")?.parse().ok()?;
+            let (binary, database) = r.seva?;
             Some(compare::Run {
                 channel: r.channel.as_str(),
                 database,
                 round: r.round,
-                binary,
+                binary: binary + 1,
                 replies_per_sec: r.replies_per_sec,
             })
         })
-        .collect();
+        .collect()
+}
+
+fn print_comparisons(binaries: &[PathBuf], rows: &[Row]) {
+    if binaries.len() < 2 {
+        return;
+    }
+    let runs = seva_runs(rows);
     println!();
     for (n, b) in binaries.iter().enumerate() {
         println!("seva#{}: {}", n + 1, b.display());
@@ -710,6 +720,16 @@ fn print_comparisons(binaries: &[PathBuf], rows: &[Row]) {
     }
 }
 
+/// The `× echo` cell: echo is 1 against itself; a Seva run without echo in its round has no
+/// ratio.
+fn ratio_cell(row: &Row) -> String {
+    match (row.seva, row.ratio_to_echo) {
+        (None, _) => "1".to_owned(),
+        (Some(_), Some(x)) => format!("{x:.3}"),
+        (Some(_), None) => "–".to_owned(),
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!(
         "| channel | round | target | replies/s | × echo | p50 ms | p90 ms | p99 ms | max ms | ack p99 ms | errors | timeouts | journeys (C/L/S) | peak RSS MiB | target CPU | load CPU | limited by | ready ms |"
@@ -722,9 +742,7 @@ fn print_table(rows: &[Row]) {
             r.round,
             r.target,
             r.replies_per_sec,
-            r.ratio_to_echo
-                .map(|x| format!("{x:.3}"))
-                .unwrap_or_else(|| "1".to_owned()),
+            ratio_cell(r),
             r.p50_ms,
             r.p90_ms,
             r.p99_ms,
@@ -741,5 +759,58 @@ fn print_table(rows: &[Row]) {
             r.limited_by.as_str(),
             r.ready_ms,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seva: Option<(usize, &'static str)>, ratio_to_echo: Option<f64>) -> Row {
+        Row {
+            channel: Channel::Telegram,
+            round: 1,
+            target: "a label that is not parsed".to_owned(),
+            seva,
+            citizens: 64,
+            replies_per_sec: 1000.0,
+            ratio_to_echo,
+            p50_ms: 1.0,
+            p90_ms: 1.0,
+            p99_ms: 1.0,
+            max_ms: 1.0,
+            ack_p50_ms: 1.0,
+            ack_p99_ms: 1.0,
+            errors: 0,
+            timeouts: 0,
+            unexpected_replies: 0,
+            failed_journeys: 0,
+            journeys: [0; 3],
+            peak_rss_mib: 1.0,
+            target_cpu: 1.0,
+            load_cpu: 1.0,
+            limited_by: Limit::of(1.0, 1.0),
+            ready_ms: 1.0,
+            first_error: None,
+        }
+    }
+
+    #[test]
+    fn seva_without_echo_in_its_round_has_no_ratio() {
+        assert_eq!(ratio_cell(&row(Some((0, "sqlite")), None)), "–");
+        assert_eq!(ratio_cell(&row(Some((1, "sqlite")), Some(0.4012))), "0.401");
+        assert_eq!(ratio_cell(&row(None, None)), "1");
+    }
+
+    #[test]
+    fn comparisons_take_the_binary_from_the_run_not_its_label() {
+        let rows = [
+            row(None, None),
+            row(Some((0, "sqlite")), Some(0.3)),
+            row(Some((1, "postgres")), Some(0.2)),
+        ];
+        let runs = seva_runs(&rows);
+        let seen: Vec<(usize, &str)> = runs.iter().map(|r| (r.binary, r.database)).collect();
+        assert_eq!(seen, [(1, "sqlite"), (2, "postgres")]);
     }
 }
