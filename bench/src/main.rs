@@ -530,9 +530,7 @@ async fn run_one(
             (name, Some((binary, label)), opts.spawn(listen, pin, log))
         }
     };
-    let result = measure(args, shared, channel, round, &name, spawn)
-        .await
-        .map(|row| Row { seva: which, ..row });
+    let result = measure(args, shared, channel, round, &name, which, spawn).await;
     if let Some((base, name)) = pg_db {
         target::drop_postgres_db(&base, &name);
     }
@@ -545,9 +543,10 @@ async fn measure(
     channel: Channel,
     round: usize,
     name: &str,
+    seva: Option<(usize, &'static str)>,
     spawn: Spawn,
 ) -> Result<Row, String> {
-    let is_echo = name == "echo";
+    let is_echo = seva.is_none();
     let target = Target::start(spawn).await?;
     let timeout = Duration::from_secs(args.timeout);
     let driver = Arc::new(Driver::new(
@@ -622,7 +621,7 @@ async fn measure(
         channel,
         round,
         target: name.to_owned(),
-        seva: None,
+        seva,
         citizens: args.citizens,
         replies_per_sec: measured.replies_per_sec(),
         ratio_to_echo: None,
@@ -672,7 +671,6 @@ fn print_row(row: &Row) {
     );
 }
 
-/// With several `--seva` binaries: which is which, and each one after the first against it.
 /// The Seva runs of a table, each with its binary's 1-based position in `--seva`.
 fn seva_runs(rows: &[Row]) -> Vec<compare::Run<'_>> {
     rows.iter()
@@ -689,6 +687,7 @@ fn seva_runs(rows: &[Row]) -> Vec<compare::Run<'_>> {
         .collect()
 }
 
+/// With several `--seva` binaries: which is which, and each one after the first against it.
 fn print_comparisons(binaries: &[PathBuf], rows: &[Row]) {
     if binaries.len() < 2 {
         return;
