@@ -2,6 +2,7 @@
 //! embedded at build time so the engine stays free of IO.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use fluent_bundle::concurrent::FluentBundle;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Lang;
 use crate::reply::{Arg, Hint, Label, Reply, Text};
+use crate::understand::words::fold;
 
 /// The locale files, the same names in both languages.
 pub const FILES: [&str; 5] = ["common", "menu", "report", "status", "notify"];
@@ -38,6 +40,18 @@ pub fn sources(lang: Lang) -> [&'static str; 5] {
 pub struct Catalog {
     hi: FluentBundle<FluentResource>,
     en: FluentBundle<FluentResource>,
+    /// Every message of each language (`[hi, en]`) as a choice label, formatted and folded
+    /// once: labels take no arguments, and every turn renders its choices and matches what
+    /// the citizen typed against the labels of both languages.
+    labels: [HashMap<String, CachedLabel>; 2],
+}
+
+/// A message formatted as a choice label, and folded for matching typed text.
+struct CachedLabel {
+    short: String,
+    full: String,
+    short_folded: String,
+    full_folded: String,
 }
 
 /// A reply rendered into one language, ready for a channel to shape natively.
@@ -73,6 +87,14 @@ impl Rendered {
     }
 }
 
+/// Where `lang`'s labels are in [`Catalog::labels`].
+fn label_slot(lang: Lang) -> usize {
+    match lang {
+        Lang::Hi => 0,
+        Lang::En => 1,
+    }
+}
+
 fn bundle(lang: Lang) -> Result<FluentBundle<FluentResource>, String> {
     let langid = match lang {
         Lang::Hi => unic_langid::langid!("hi"),
@@ -94,10 +116,28 @@ fn bundle(lang: Lang) -> Result<FluentBundle<FluentResource>, String> {
 impl Catalog {
     /// Parses both languages; an error names the file (a test keeps this from happening).
     pub fn load() -> Result<Catalog, String> {
-        Ok(Catalog {
+        let mut catalog = Catalog {
             hi: bundle(Lang::Hi)?,
             en: bundle(Lang::En)?,
-        })
+            labels: [HashMap::new(), HashMap::new()],
+        };
+        for lang in Lang::ALL {
+            let labels = Catalog::message_ids(lang)
+                .into_iter()
+                .map(|(id, _)| {
+                    let (short, full) = catalog.format_label(lang, &id);
+                    let cached = CachedLabel {
+                        short_folded: fold(&short),
+                        full_folded: fold(&full),
+                        short,
+                        full,
+                    };
+                    (id, cached)
+                })
+                .collect();
+            catalog.labels[label_slot(lang)] = labels;
+        }
+        Ok(catalog)
     }
 
     /// The process-wide catalog.
@@ -162,16 +202,35 @@ impl Catalog {
     pub fn label(&self, lang: Lang, label: &Label) -> (String, String) {
         match label {
             Label::Raw(s) => (s.clone(), s.clone()),
-            Label::Msg(id) => {
-                let full = self
-                    .format_checked(lang, id, None, &[])
-                    .unwrap_or_else(|_| id.clone());
-                let short = self
-                    .format_checked(lang, id, Some("short"), &[])
-                    .unwrap_or_else(|_| full.clone());
-                (short, full)
-            }
+            Label::Msg(id) => match self.labels[label_slot(lang)].get(id) {
+                Some(l) => (l.short.clone(), l.full.clone()),
+                None => self.format_label(lang, id),
+            },
         }
+    }
+
+    /// Whether `folded` (text the citizen typed, through [`fold`]) is the label's short or
+    /// full form in `lang`, folded the same way.
+    pub fn label_matches(&self, lang: Lang, label: &Label, folded: &str) -> bool {
+        if let Label::Msg(id) = label
+            && let Some(l) = self.labels[label_slot(lang)].get(id)
+        {
+            return l.short_folded == folded || l.full_folded == folded;
+        }
+        let (short, full) = self.label(lang, label);
+        fold(&short) == folded || fold(&full) == folded
+    }
+
+    /// A message formatted as a label: its `.short` attribute (or its value) and its value;
+    /// a missing message shows its id.
+    fn format_label(&self, lang: Lang, id: &str) -> (String, String) {
+        let full = self
+            .format_checked(lang, id, None, &[])
+            .unwrap_or_else(|_| id.to_owned());
+        let short = self
+            .format_checked(lang, id, Some("short"), &[])
+            .unwrap_or_else(|_| full.clone());
+        (short, full)
     }
 
     pub fn render(&self, lang: Lang, reply: &Reply) -> Rendered {
@@ -216,5 +275,44 @@ impl Catalog {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_labels_are_the_messages_formatted_and_folded() {
+        let catalog = Catalog::load().unwrap();
+        for lang in Lang::ALL {
+            for (id, _) in Catalog::message_ids(lang) {
+                let label = Label::Msg(id.clone());
+                let (short, full) = catalog.format_label(lang, &id);
+                assert_eq!(catalog.label(lang, &label), (short.clone(), full.clone()));
+                assert!(catalog.label_matches(lang, &label, &fold(&short)), "{id}");
+                assert!(catalog.label_matches(lang, &label, &fold(&full)), "{id}");
+            }
+        }
+    }
+
+    #[test]
+    fn typed_labels_match_in_either_form_and_nothing_else() {
+        let catalog = Catalog::load().unwrap();
+        let lost = Label::Msg("choice-menu-lost".into());
+        assert!(catalog.label_matches(Lang::En, &lost, &fold("  Lost ITEM! ")));
+        assert!(catalog.label_matches(Lang::En, &lost, &fold("report a lost item")));
+        assert!(catalog.label_matches(Lang::Hi, &lost, &fold("खोई वस्तु।")));
+        assert!(!catalog.label_matches(Lang::En, &lost, &fold("found item")));
+        assert!(!catalog.label_matches(Lang::Hi, &lost, &fold("lost item")));
+        // Station names and a message missing from the catalog are compared as they are.
+        let station = Label::Raw("Kotwali Thana".into());
+        assert!(catalog.label_matches(Lang::Hi, &station, &fold("kotwali thana")));
+        let missing = Label::Msg("no-such-message".into());
+        assert_eq!(
+            catalog.label(Lang::En, &missing),
+            ("no-such-message".into(), "no-such-message".into())
+        );
+        assert!(catalog.label_matches(Lang::En, &missing, "no-such-message"));
     }
 }

@@ -154,11 +154,11 @@ pub(crate) fn pick<'m>(
                 return Picked::Other(Some(text));
             }
             for c in choices {
-                for lang in Lang::ALL {
-                    let (short, full) = catalog.label(lang, &c.label);
-                    if fold(&short) == folded || fold(&full) == folded {
-                        return Picked::Choice(c.id.clone());
-                    }
+                if Lang::ALL
+                    .iter()
+                    .any(|&lang| catalog.label_matches(lang, &c.label, &folded))
+                {
+                    return Picked::Choice(c.id.clone());
                 }
             }
             for (id, words) in aliases {
