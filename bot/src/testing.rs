@@ -53,7 +53,10 @@ pub enum FakeError {
     Conflict,
     /// 409 "Conflict: can't use getUpdates method while webhook is active; …".
     WebhookActive,
-    /// Any other error body. A `code` of 500 or more makes teloxide wait 10 s first.
+    /// 400 "Bad Request: group chat was upgraded to a supergroup chat" with
+    /// `parameters.migrate_to_chat_id`.
+    Migrated(i64),
+    /// Any other error body.
     Api { code: u16, description: String },
 }
 
@@ -85,6 +88,15 @@ impl FakeError {
             FakeError::WebhookActive => plain(
                 409,
                 "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            ),
+            FakeError::Migrated(to) => (
+                400,
+                json!({
+                    "ok": false,
+                    "error_code": 400,
+                    "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                    "parameters": { "migrate_to_chat_id": to },
+                }),
             ),
             FakeError::Api { code, description } => plain(*code, description),
         }

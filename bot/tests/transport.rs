@@ -461,6 +461,40 @@ async fn a_blocked_or_vanished_citizen_is_a_permanent_unreachable_failure() {
 }
 
 #[tokio::test]
+async fn a_migrated_group_and_a_server_error_are_told_apart_and_the_next_send_goes_out() {
+    let (api, sender) = start().await;
+    api.fail_next("sendMessage", FakeError::Migrated(-1001234567890));
+    match sender.send_text(-4242, "alert").await {
+        SendOutcome::Permanent { code, reason } => {
+            assert_eq!(code, "migrated");
+            assert!(reason.contains("-1001234567890"), "{reason}");
+        }
+        other => panic!("a migrated group gave {other:?}"),
+    }
+    // A 5xx is retried by the outbox's backoff; the send does not sit on it first.
+    api.fail_next(
+        "sendMessage",
+        FakeError::Api {
+            code: 502,
+            description: "Bad Gateway".into(),
+        },
+    );
+    let answered = tokio::time::timeout(Duration::from_secs(5), sender.send(111, &menu("Hi")))
+        .await
+        .expect("a 5xx answer is classified at once");
+    assert!(
+        matches!(answered, SendOutcome::Transient { .. }),
+        "{answered:?}"
+    );
+    // The provider id is the sent message's id, read from the answer.
+    let SendOutcome::Sent { provider_id } = sender.send(111, &menu("Hi")).await else {
+        panic!("the send after the failures did not go out");
+    };
+    let last = api.last_message(111).expect("a message to 111");
+    assert_eq!(provider_id, last["message_id"].to_string());
+}
+
+#[tokio::test]
 async fn an_unreachable_api_is_a_transient_failure() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
