@@ -161,7 +161,9 @@ pub fn split_text(text: &str, max_utf16: usize) -> Vec<String> {
     let max_utf16 = max_utf16.max(1);
     let mut out = Vec::new();
     let mut rest = text;
-    while utf16_len(rest) > max_utf16 {
+    // A char never takes more UTF-16 units than UTF-8 bytes: a text within the limit in
+    // bytes (almost every reply) is within it in units without counting them.
+    while rest.len() > max_utf16 && utf16_len(rest) > max_utf16 {
         let fit = longest_fitting_prefix(rest, max_utf16);
         let window = &rest[..fit];
         let half = fit / 2;

@@ -76,11 +76,15 @@ pub struct RenderedChoice {
 impl Rendered {
     /// The body followed by the choices as numbered lines, so a typed number always works.
     pub fn with_numbered_choices(&self) -> String {
-        let mut out = self.body.clone();
+        use std::fmt::Write as _;
+        let lines: usize = self.choices.iter().map(|c| c.full.len() + 6).sum();
+        let mut out = String::with_capacity(self.body.len() + 1 + lines);
+        out.push_str(&self.body);
         if !self.choices.is_empty() {
             out.push('\n');
             for (i, c) in self.choices.iter().enumerate() {
-                out.push_str(&format!("\n{}. {}", i + 1, c.full));
+                // Writing into a String cannot fail.
+                let _ = write!(out, "\n{}. {}", i + 1, c.full);
             }
         }
         out

@@ -497,12 +497,17 @@ mod tests {
                 }
                 // Only a body with an odd item (or not a notification at all) is refused.
                 Err(_) => assert!(
-                    lenient.as_ref().map_or(true, |e| format!("{e:?}").contains("Bad(")),
+                    lenient
+                        .as_ref()
+                        .map_or(true, |e| format!("{e:?}").contains("Bad(")),
                     "{path:?}: strict failed on a body without odd items"
                 ),
             }
         }
-        assert!(read_strictly >= 25, "{read_strictly} fixtures read strictly");
+        assert!(
+            read_strictly >= 25,
+            "{read_strictly} fixtures read strictly"
+        );
         let odd = r#"{"statuses":[42,{"id":"wamid.1"}]}"#;
         assert!(strictly(|| serde_json::from_str::<MessagesValue>(odd)).is_err());
         // The mode ends with the read.

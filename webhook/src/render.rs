@@ -99,6 +99,12 @@ pub fn width(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
+/// Whether `s` is at most `max` wide. A char never takes more UTF-16 units than UTF-8 bytes,
+/// so a text within `max` bytes (most replies and labels) fits without counting.
+fn fits(s: &str, max: usize) -> bool {
+    s.len() <= max || width(s) <= max
+}
+
 /// Indic viramas (and joiners): a cluster ending in one must stay with the next cluster even
 /// under a segmentation that predates Unicode 15.1's conjunct rule (GB9c).
 fn joins_next(cluster: &str) -> bool {
@@ -170,7 +176,7 @@ fn char_prefix(s: &str, max: usize) -> usize {
 /// `s` if it fits in `max`, else its longest fitting prefix (on a grapheme boundary, never
 /// inside a conjunct) followed by `…`.
 pub fn shorten(s: &str, max: usize) -> String {
-    if width(s) <= max {
+    if fits(s, max) {
         return s.to_owned();
     }
     if max == 0 {
@@ -187,7 +193,7 @@ pub fn shorten(s: &str, max: usize) -> String {
 pub fn split_text(s: &str, max: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = s.trim_end();
-    while width(rest) > max {
+    while !fits(rest, max) {
         let fit = match fit_prefix(rest, max) {
             // Not even one cluster fits: a cluster wider than a message (a letter under
             // thousands of combining marks) is cut between characters; a single character
@@ -223,10 +229,10 @@ pub fn split_text(s: &str, max: usize) -> Vec<String> {
 /// Splits `s` into a head and the longest tail of width ≤ `max` that starts at a line start
 /// (else a word start, else a cut point), so a trailing list of numbered lines stays whole.
 fn split_tail(s: &str, max: usize) -> (&str, &str) {
-    let total = width(s);
-    if total <= max {
+    if fits(s, max) {
         return ("", s);
     }
+    let total = width(s);
     // The tail may start at byte `i` once the head before it is at least this wide.
     let need = total - max;
     let mut head = 0;
@@ -308,10 +314,10 @@ fn valid_id(id: &str, max: usize) -> bool {
 }
 
 fn ids_usable(choices: &[RenderedChoice], max: usize) -> bool {
-    let mut seen = std::collections::HashSet::new();
-    choices
-        .iter()
-        .all(|c| valid_id(&c.id, max) && seen.insert(c.id.as_str()))
+    // A handful of choices: comparing pairs beats hashing them.
+    choices.iter().enumerate().all(|(i, c)| {
+        valid_id(&c.id, max) && !choices[..i].iter().any(|earlier| earlier.id == c.id)
+    })
 }
 
 /// The label to show on a widget: the short form, else the full one, else the number.
@@ -443,9 +449,8 @@ fn buttons(choices: &[RenderedChoice], body: &str) -> Value {
         .collect();
     let unique = titles
         .iter()
-        .collect::<std::collections::HashSet<_>>()
-        .len()
-        == titles.len();
+        .enumerate()
+        .all(|(i, t)| !titles[..i].contains(t));
     if !unique || titles.iter().any(|t| t.is_empty()) {
         // Meta refuses empty and duplicate titles; numbers also match the numbered lines.
         titles = labels

@@ -176,6 +176,21 @@ fn duplicate_button_titles_are_numbered_so_meta_accepts_them() {
 }
 
 #[test]
+fn a_choice_id_given_twice_falls_back_to_numbered_text() {
+    // Meta refuses two buttons (or list rows) with one id; a press could not be told apart.
+    for n in [2, 5] {
+        let mut choices: Vec<_> = (0..n)
+            .map(|i| choice(&format!("c:{i}"), &format!("Option {i}"), "x"))
+            .collect();
+        choices.push(choice("c:0", "Again", "Again"));
+        let out = render(&phone(), &reply("Which?", choices, None), "o");
+        assert!(out.iter().all(|m| m["type"] == "text"), "{out:?}");
+        let text = out[0]["text"]["body"].as_str().unwrap();
+        assert!(text.contains(&format!("{}. Again", n + 1)), "{text}");
+    }
+}
+
+#[test]
 fn four_to_ten_choices_are_a_list_with_descriptions_for_cut_labels() {
     let choices = vec![
         choice("cat:theft", "Theft", "Theft"),
