@@ -40,9 +40,10 @@ pub fn sources(lang: Lang) -> [&'static str; 5] {
 pub struct Catalog {
     hi: FluentBundle<FluentResource>,
     en: FluentBundle<FluentResource>,
-    /// Every message of each language (`[hi, en]`) as a choice label, formatted and folded
-    /// once: labels take no arguments, and every turn renders its choices and matches what
-    /// the citizen typed against the labels of both languages.
+    /// Every message of each language (`[hi, en]`) formatted without arguments, as a choice
+    /// label and folded, once: labels and most texts take no arguments, and every turn
+    /// renders its texts and choices and matches what the citizen typed against the labels
+    /// of both languages.
     labels: [HashMap<String, CachedLabel>; 2],
 }
 
@@ -196,6 +197,13 @@ impl Catalog {
 
     /// Formats a text; a missing message shows its id rather than failing the reply.
     pub fn text(&self, lang: Lang, t: &Text) -> String {
+        // Without arguments a message always formats the same: its label's full form is it
+        // (or, like here, its id when it needs arguments).
+        if t.args.is_empty()
+            && let Some(l) = self.labels[label_slot(lang)].get(&t.id)
+        {
+            return l.full.clone();
+        }
         match self.format_checked(lang, &t.id, None, &t.args) {
             Ok(s) => s,
             Err(_) => t.id.clone(),
@@ -294,6 +302,10 @@ mod tests {
                 let label = Label::Msg(id.clone());
                 let (short, full) = catalog.format_label(lang, &id);
                 assert_eq!(catalog.label(lang, &label), (short.clone(), full.clone()));
+                let formatted = catalog
+                    .format_checked(lang, &id, None, &[])
+                    .unwrap_or_else(|_| id.clone());
+                assert_eq!(catalog.text(lang, &Text::new(id.clone())), formatted);
                 assert!(catalog.label_matches(lang, &label, &fold(&short)), "{id}");
                 assert!(catalog.label_matches(lang, &label, &fold(&full)), "{id}");
             }
