@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flows::delivery::SendOutcome;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Meta's production Graph API base, version included.
@@ -318,7 +318,7 @@ impl GraphClient {
         }
     }
 
-    async fn post(&self, body: &Value) -> SendOutcome {
+    async fn post<B: Serialize + ?Sized>(&self, body: &B) -> SendOutcome {
         let resp = self
             .post_messages()
             .bearer_auth(self.token.expose())
@@ -359,7 +359,7 @@ impl GraphClient {
 
     /// Sends one request body from [`crate::render`]. Never panics, never retries: the
     /// dispatcher decides what to do with the outcome.
-    pub async fn send(&self, body: &Value) -> SendOutcome {
+    pub async fn send<B: Serialize + ?Sized>(&self, body: &B) -> SendOutcome {
         self.post(body).await
     }
 

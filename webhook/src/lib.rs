@@ -26,5 +26,5 @@ pub mod testing;
 
 pub use graph::{GraphClient, MediaError, Secret};
 pub use inbound::{DeliveryStatus, Ignored, Notification, ParseError, StatusKind, parse};
-pub use render::{Recipient, render, render_template};
+pub use render::{MessageBody, Recipient, render, render_bodies, render_template};
 pub use routes::{SinkError, WebhookConfig, WhatsappSink, router};

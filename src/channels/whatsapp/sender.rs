@@ -1,6 +1,6 @@
 //! [`WhatsappSender`]: the outbox dispatcher's channel for WhatsApp.
 //!
-//! Each outbox row is rendered with [`webhook::render::render`] (text, reply buttons, a list,
+//! Each outbox row is rendered with [`webhook::render::render_bodies`] (text, reply buttons, a list,
 //! a location request) and POSTed to the Graph API, one request body after another; the outbox
 //! id travels in `biz_opaque_callback_data`, and the row keeps the last wamid.
 //!
@@ -25,7 +25,7 @@ use flows::message::Channel;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use webhook::graph::REENGAGEMENT;
-use webhook::{GraphClient, Recipient, render, render_template};
+use webhook::{GraphClient, Recipient, render_bodies, render_template};
 
 use super::WINDOW_SECS;
 use super::sink::REWAKE_AFTER;
@@ -197,7 +197,7 @@ impl WhatsappSender {
         state: &WhatsappSendState,
     ) -> SendOutcome {
         let opaque = msg.id.to_string();
-        let bodies = render(to, &msg.rendered, &opaque);
+        let bodies = render_bodies(to, &msg.rendered, &opaque);
         if bodies.is_empty() {
             // An empty reply renders to nothing: there is nothing to deliver.
             return SendOutcome::Sent {
