@@ -90,7 +90,7 @@ thread_local! {
 /// notification: 6 % of Seva's instructions per WhatsApp reply. A well-formed notification
 /// reads the same either way, so [`crate::inbound::parse`] reads strictly first and leniently
 /// only when that fails.
-pub fn strictly<R>(read: impl FnOnce() -> R) -> R {
+pub(crate) fn strictly<R>(read: impl FnOnce() -> R) -> R {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
