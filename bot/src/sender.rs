@@ -1,4 +1,6 @@
-//! Sending to Telegram with teloxide's requests, and what each failure means for the outbox.
+//! Sending to Telegram, and what each failure means for the outbox: `sendMessage`, the hot
+//! path, is posted directly with teloxide's client and types ([`TelegramSender::send_messages`]);
+//! every other call is teloxide's own request.
 //!
 //! teloxide parses the response body, not the HTTP status (shared/spec/protocol-facts.md §2.7):
 //! `parameters.retry_after` → `RequestError::RetryAfter`, known descriptions → `ApiError`

@@ -56,7 +56,8 @@ pub enum FakeError {
     /// 400 "Bad Request: group chat was upgraded to a supergroup chat" with
     /// `parameters.migrate_to_chat_id`.
     Migrated(i64),
-    /// Any other error body.
+    /// Any other error body. A `code` of 500 or more makes teloxide's own requests wait 10 s
+    /// first (not `sendMessage`, which Seva posts itself).
     Api { code: u16, description: String },
 }
 
