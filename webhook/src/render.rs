@@ -25,7 +25,7 @@ use flows::catalog::{Rendered, RenderedChoice};
 use flows::delivery::TemplateParams;
 use flows::reply::Hint;
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// `text.body`.
@@ -85,13 +85,6 @@ impl Recipient {
         } else {
             Recipient::User(s.to_owned())
         }
-    }
-
-    fn put(&self, m: &mut Map<String, Value>) {
-        match self {
-            Recipient::Phone(p) => m.insert("to".into(), Value::String(p.clone())),
-            Recipient::User(u) => m.insert("recipient".into(), Value::String(u.clone())),
-        };
     }
 
     fn fields(&self) -> (Option<String>, Option<String>) {
@@ -269,17 +262,6 @@ fn is_hindi(s: &str) -> bool {
     s.chars().any(|c| ('\u{0900}'..='\u{097F}').contains(&c))
 }
 
-fn base(to: &Recipient, opaque: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("messaging_product".into(), json!("whatsapp"));
-    m.insert("recipient_type".into(), json!("individual"));
-    to.put(&mut m);
-    if !opaque.is_empty() {
-        m.insert("biz_opaque_callback_data".into(), json!(opaque));
-    }
-    m
-}
-
 /// One request body for the messages endpoint, as [`render_bodies`] makes it: typed, so a
 /// reply is serialized straight into its request without building a JSON tree first (that
 /// tree, built, serialized and dropped, was 7 % of Seva's instructions per WhatsApp reply).
@@ -303,6 +285,7 @@ pub struct MessageBody {
 enum Content {
     Text { text: TextBody },
     Interactive { interactive: Interactive },
+    Template { template: Value },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -449,8 +432,15 @@ fn widget_label(c: &RenderedChoice) -> &str {
 pub fn render(to: &Recipient, rendered: &Rendered, opaque: &str) -> Vec<Value> {
     render_bodies(to, rendered, opaque)
         .iter()
-        .map(|body| serde_json::to_value(body).expect("a message body is plain JSON"))
+        .map(MessageBody::to_value)
         .collect()
+}
+
+impl MessageBody {
+    /// The body as the JSON it is sent as.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a message body is plain JSON")
+    }
 }
 
 /// [`render`], typed: what the sender posts.
@@ -633,17 +623,12 @@ pub fn render_template(
         .iter()
         .map(|t| json!({ "type": "text", "text": t }))
         .collect();
-    let mut m = base(to, opaque);
-    m.insert("type".into(), json!("template"));
-    m.insert(
-        "template".into(),
-        json!({
-            "name": name,
-            "language": { "code": lang_code },
-            "components": [{ "type": "body", "parameters": parameters }],
-        }),
-    );
-    Value::Object(m)
+    let template = json!({
+        "name": name,
+        "language": { "code": lang_code },
+        "components": [{ "type": "body", "parameters": parameters }],
+    });
+    message(to, Content::Template { template }, opaque).to_value()
 }
 
 /// The mark-as-read request for an inbound message (also marks earlier ones).
