@@ -100,7 +100,9 @@ fn label_slot(lang: Lang) -> usize {
     }
 }
 
-fn bundle(lang: Lang) -> Result<FluentBundle<FluentResource>, String> {
+/// `lang`'s bundle, and the ids of its messages (read off the parsed resources, so that
+/// [`Catalog::load`] does not parse the sources a second time to list them).
+fn bundle(lang: Lang) -> Result<(FluentBundle<FluentResource>, Vec<String>), String> {
     let langid = match lang {
         Lang::Hi => unic_langid::langid!("hi"),
         Lang::En => unic_langid::langid!("en"),
@@ -108,28 +110,35 @@ fn bundle(lang: Lang) -> Result<FluentBundle<FluentResource>, String> {
     let mut bundle = FluentBundle::new_concurrent(vec![langid]);
     // Isolation marks would show up in tests and count against provider length limits.
     bundle.set_use_isolating(false);
+    let mut ids = Vec::new();
     for (file, src) in FILES.iter().zip(sources(lang)) {
         let res = FluentResource::try_new(src.to_owned())
             .map_err(|(_, e)| format!("{}/{file}.ftl: {e:?}", lang.code()))?;
+        ids.extend(res.entries().filter_map(|entry| match entry {
+            fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
+            _ => None,
+        }));
         bundle
             .add_resource(res)
             .map_err(|e| format!("{}/{file}.ftl: {e:?}", lang.code()))?;
     }
-    Ok(bundle)
+    Ok((bundle, ids))
 }
 
 impl Catalog {
     /// Parses both languages; an error names the file (a test keeps this from happening).
     pub fn load() -> Result<Catalog, String> {
+        let (hi, hi_ids) = bundle(Lang::Hi)?;
+        let (en, en_ids) = bundle(Lang::En)?;
         let mut catalog = Catalog {
-            hi: bundle(Lang::Hi)?,
-            en: bundle(Lang::En)?,
+            hi,
+            en,
             labels: [HashMap::new(), HashMap::new()],
         };
-        for lang in Lang::ALL {
-            let labels = Catalog::message_ids(lang)
+        for (lang, ids) in [(Lang::Hi, hi_ids), (Lang::En, en_ids)] {
+            let labels = ids
                 .into_iter()
-                .map(|(id, _)| {
+                .map(|id| {
                     let (short, full) = catalog.format_label(lang, &id);
                     let cached = CachedLabel {
                         short_folded: fold(&short),
