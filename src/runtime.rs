@@ -47,6 +47,8 @@ use crate::store::{
 
 mod group_commit;
 pub(crate) use group_commit::gather;
+mod parsed_conversations;
+use parsed_conversations::ParsedConversations;
 
 /// The dialogue step the runtime calls: `flows::engine::step`, or a scripted one in tests.
 pub type Engine = Arc<dyn Fn(Conversation, &Input, &Ctx<'_>) -> Outcome + Send + Sync>;
@@ -186,6 +188,8 @@ struct Inner {
     /// In-process fast path so one citizen's turns queue here rather than on the database
     /// lock; the database transaction is the real guard.
     locks: DashMap<i64, Arc<Mutex<()>>>,
+    /// The conversations this process saved, parsed, for the citizens' next turns.
+    conversations: ParsedConversations,
     /// Woken after every commit that wrote outbox rows.
     wake: Arc<Notify>,
     /// Woken instead of `wake` after a group commit whose only outbox rows are replies, so
@@ -292,6 +296,7 @@ impl RuntimeBuilder {
                 catalog: Catalog::global(),
                 events: self.events,
                 locks: DashMap::new(),
+                conversations: ParsedConversations::new(),
                 wake: self.wake,
                 replies_wake: Arc::new(Notify::new()),
                 handoff: Handoff::new(),
@@ -609,7 +614,10 @@ impl Runtime {
         if rows.is_empty() {
             return Ok(Processed::default());
         }
-        let (mut state, mut reset) = restore(citizen_id, stored.as_deref());
+        let (mut state, mut reset) = self
+            .inner
+            .conversations
+            .restore(citizen_id, stored.as_deref());
 
         let mut done = Processed::default();
         // Counted once the turn is committed.
@@ -679,8 +687,10 @@ impl Runtime {
             }
             done.messages += 1;
         }
-        turn.save_conversation(&state.to_json(), now).await?;
+        let json = state.to_json();
+        turn.save_conversation(&json, now).await?;
         turn.commit().await?;
+        self.inner.conversations.saved(citizen_id, &json, state);
         journeys.into_iter().for_each(metrics::dialogue_step);
         failures.into_iter().for_each(metrics::message_failed);
         tracing::info!(

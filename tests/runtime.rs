@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{FIXED_REFERENCE, Harness, replies, text};
+use common::{FIXED_REFERENCE, Harness, example_stations, replies, text};
 use flows::Lang;
 use flows::effect::EffectResult;
-use seva::runtime::{ERROR_REPLY_ID, Handled};
+use seva::runtime::{ERROR_REPLY_ID, Handled, Runtime};
 use seva::store::{Accepted, Store};
 
 /// The message ids of the citizen's replies, in order.
@@ -688,5 +688,48 @@ async fn a_failing_message_does_not_cost_the_others_sharing_its_commit() {
                 assert_eq!(said, [serde_json::json!(body)]);
             }
         }
+    }
+}
+
+/// Each runtime keeps the conversations it saved, parsed; the row is still the truth. A
+/// citizen whose messages alternate between two replicas is answered as by one.
+#[tokio::test]
+async fn a_conversation_moved_on_by_another_replica_continues_from_its_row() {
+    for h in common::backends().await {
+        let replica = || {
+            Runtime::builder(h.store.clone())
+                .stations(example_stations())
+                .clock(h.clock())
+                .build()
+        };
+        let (one, a, b) = (replica(), replica(), replica());
+        // Hello, English, the complaint journey, its first answer, back to the menu.
+        let said = ["hello", "1", "1", "hi", "menu"];
+        let mut alone = 0;
+        let mut shared = 0;
+        for (n, words) in said.iter().enumerate() {
+            alone = one
+                .handle(&text("asha", &format!("one{n}"), words))
+                .await
+                .unwrap()
+                .citizen_id();
+            let rt = if n % 2 == 0 { &a } else { &b };
+            shared = rt
+                .handle(&text("ravi", &format!("two{n}"), words))
+                .await
+                .unwrap()
+                .citizen_id();
+        }
+        let db = h.db().await;
+        let expected = reply_ids(&db, alone).await;
+        // The journey went somewhere: a replica going by its own stale copy would have taken
+        // the second "1" as the language again.
+        assert!(expected.len() >= said.len(), "{expected:?}");
+        assert_eq!(
+            expected.iter().filter(|id| id.contains("language")).count(),
+            1,
+            "{expected:?}"
+        );
+        assert_eq!(reply_ids(&db, shared).await, expected);
     }
 }

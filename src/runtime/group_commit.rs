@@ -14,7 +14,7 @@ use flows::message::Inbound;
 use flows::reply::Reply;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Handled, Inner, Runtime, RuntimeError, reply_row, restore};
+use super::{Handled, Inner, Runtime, RuntimeError, reply_row};
 use crate::limits::HELD_BACK_NOTE;
 use crate::metrics;
 use crate::outbox::AnsweredMessage;
@@ -271,7 +271,10 @@ impl Runtime {
         done: &mut BatchDone,
     ) -> Result<(), RuntimeError> {
         let citizen_id = turn.citizen().id;
-        let (mut state, mut reset) = restore(citizen_id, stored.as_deref());
+        let (mut state, mut reset) = self
+            .inner
+            .conversations
+            .restore(citizen_id, stored.as_deref());
         for row in rows {
             done.messages += 1;
             if let Some(held) = self.inner.limits.message(citizen_id, row.received_at) {
@@ -297,7 +300,11 @@ impl Runtime {
             state = next;
             reset = false;
         }
-        batch.save_conversation(citizen_id, state.to_json());
+        let json = state.to_json();
+        // Kept before the commit: if it fails, the row keeps its old text and this entry
+        // matches nothing.
+        self.inner.conversations.saved(citizen_id, &json, state);
+        batch.save_conversation(citizen_id, json);
         Ok(())
     }
 
