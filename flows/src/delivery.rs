@@ -49,3 +49,44 @@ impl OutboxContent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reply::{Choice, Hint, Label, Reply, Text};
+
+    /// Replies are written as the reply's own JSON (`seva`'s runtime does, without wrapping
+    /// a copy): it must be the text the wrapper would have written, and read back the same.
+    #[test]
+    fn a_reply_alone_is_stored_as_its_own_json() {
+        let replies = [
+            Reply::text(Text::new("menu-prompt")),
+            Reply {
+                texts: vec![
+                    Text::new("filed-complaint")
+                        .arg("reference", "C-V5C5-7A95-2")
+                        .arg("count", 3),
+                    Text::new("menu-prompt"),
+                ],
+                choices: vec![
+                    Choice {
+                        id: "menu:lost".into(),
+                        label: Label::Msg("choice-menu-lost".into()),
+                    },
+                    Choice {
+                        id: "st:kotwali".into(),
+                        label: Label::Raw("Kotwali \"Patna\"".into()),
+                    },
+                ],
+                hint: Some(Hint::AskLocation),
+            },
+        ];
+        for reply in replies {
+            let own = serde_json::to_string(&reply).unwrap();
+            let wrapped = serde_json::to_string(&OutboxContent::reply(reply.clone())).unwrap();
+            assert_eq!(own, wrapped);
+            let read: OutboxContent = serde_json::from_str(&own).unwrap();
+            assert_eq!(read, OutboxContent::reply(reply));
+        }
+    }
+}

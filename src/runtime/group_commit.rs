@@ -280,7 +280,7 @@ impl Runtime {
             if let Some(held) = self.inner.limits.message(citizen_id, row.received_at) {
                 if let Some(reply) = held.reply() {
                     let lang = turn.citizen().lang.unwrap_or(Lang::Hi);
-                    self.batch_reply(turn, batch, row.id, lang, &reply, done)?;
+                    self.batch_reply(turn, batch, row.id, lang, reply, done)?;
                 }
                 batch.mark_processed(row.id, Some(HELD_BACK_NOTE));
                 continue;
@@ -293,8 +293,8 @@ impl Runtime {
                     RuntimeError::Message(e.kind())
                 })?;
             done.journeys.push(metrics::journey(&state, &next));
-            for (lang, reply) in &replies {
-                self.batch_reply(turn, batch, row.id, *lang, reply, done)?;
+            for (lang, reply) in replies {
+                self.batch_reply(turn, batch, row.id, lang, reply, done)?;
             }
             batch.mark_processed(row.id, None);
             state = next;
@@ -314,10 +314,10 @@ impl Runtime {
         batch: &mut Batch,
         inbox_id: i64,
         lang: Lang,
-        reply: &Reply,
+        reply: Reply,
         done: &mut BatchDone,
     ) -> Result<(), RuntimeError> {
-        let row = reply_row(turn.citizen(), lang, reply)?;
+        let row = reply_row(turn.citizen(), lang, &reply)?;
         let answers = AnsweredMessage {
             inbox_id,
             last_inbound_at: turn.citizen().last_inbound_at,
@@ -325,7 +325,7 @@ impl Runtime {
         // Whatever holds the reply back (an earlier row of its recipient) is checked at commit.
         if self.inner.handoff.accepts(row.channel) {
             batch.enqueue_claimed(row);
-            done.claimable.push(Some((lang, reply.clone(), answers)));
+            done.claimable.push(Some((lang, reply, answers)));
         } else {
             batch.enqueue(row);
             done.claimable.push(None);
