@@ -22,14 +22,14 @@ const KEPT: usize = 2048;
 
 pub(super) struct ParsedConversations {
     entries: DashMap<i64, Entry>,
-    /// Counts saves; entries saved before the last prune's mark and not used since are old.
-    clock: AtomicU64,
+    /// Saves so far: the age of an entry is counted in saves made since it was last touched.
+    saves: AtomicU64,
 }
 
 struct Entry {
     json: Box<str>,
     state: Conversation,
-    /// `clock` when it was saved or last used.
+    /// `saves` when it was saved or last used.
     used: u64,
 }
 
@@ -37,7 +37,7 @@ impl ParsedConversations {
     pub(super) fn new() -> ParsedConversations {
         ParsedConversations {
             entries: DashMap::new(),
-            clock: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
         }
     }
 
@@ -48,7 +48,7 @@ impl ParsedConversations {
             && let Some(mut entry) = self.entries.get_mut(&citizen_id)
             && *entry.json == *json
         {
-            entry.used = self.clock.load(Ordering::Relaxed);
+            entry.used = self.saves.load(Ordering::Relaxed);
             return (entry.state.clone(), false);
         }
         restore(citizen_id, stored)
@@ -56,10 +56,10 @@ impl ParsedConversations {
 
     /// Keeps `state`, saved as `json`, for the citizen's next turn.
     pub(super) fn saved(&self, citizen_id: i64, json: &str, state: Conversation) {
-        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let now = self.saves.fetch_add(1, Ordering::Relaxed);
         if self.entries.len() >= KEPT && !self.entries.contains_key(&citizen_id) {
-            // Everything not used in the last half of the cap's worth of saves goes; under a
-            // load of more citizens than that, at least the older half does.
+            // Entries not touched in the last `KEPT / 2` saves go (about half of the map when
+            // every save is a new citizen); if that is not enough, all go.
             let mark = now.saturating_sub(KEPT as u64 / 2);
             self.entries.retain(|_, e| e.used >= mark);
             if self.entries.len() >= KEPT {
