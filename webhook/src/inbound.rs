@@ -179,10 +179,9 @@ fn envelope_or_error(body: &[u8]) -> Result<Option<Envelope>, ParseError> {
 pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
     let mut out = Notification::default();
     // A well-formed notification is read straight into its shape, once, and one with an odd
-    // item leniently (see `payload::strictly`). Anything else takes
-    // the slow path, which tells a syntax error, a body that is not an object and a shape
-    // problem apart. Only an object is tried directly: serde would also fill a struct from
-    // an array.
+    // item leniently (see `payload::strictly`). Anything else takes the slow path, which
+    // tells a syntax error, a body that is not an object and a shape problem apart. Only an
+    // object is tried directly: serde would also fill a struct from an array.
     let starts_as_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let direct = starts_as_object
         .then(|| {
