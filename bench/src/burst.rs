@@ -91,6 +91,7 @@ async fn drain(
         media_dir: &media,
         graph_url: fake.graph_url(),
         telegram_url: fake.telegram_url(),
+        telegram_polling: false,
         rust_log: None,
     };
     let mut spawn = opts.spawn(listen, spec.pin.clone(), tmp.join("burst.log"));

@@ -1,7 +1,9 @@
 //! The echo gateway: the baseline every Seva figure is a ratio to. A bare axum server with no
 //! state and no database: a webhook in (WhatsApp notification or Telegram update), 200 out,
 //! and one fixed reply POSTed to the provider API for the sender. Its only work is what any
-//! gateway must do: read the body, find the sender, send one message over HTTP.
+//! gateway must do: read the body, find the sender, send one message over HTTP. With
+//! `--telegram-polling` it also fetches Telegram updates with `getUpdates` long polling, one
+//! call at a time as Telegram allows, and replies to each the same way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub struct EchoConfig {
     /// `http://127.0.0.1:<port>`.
     pub telegram_url: String,
     pub bot_token: String,
+    pub telegram_polling: bool,
 }
 
 struct Echo {
@@ -33,6 +36,7 @@ struct Echo {
     graph_messages: String,
     bearer: String,
     telegram_send: String,
+    telegram_get_updates: String,
 }
 
 pub async fn serve(cfg: EchoConfig) -> std::io::Result<()> {
@@ -46,7 +50,11 @@ pub async fn serve(cfg: EchoConfig) -> std::io::Result<()> {
         graph_messages: format!("{}/{}/messages", cfg.graph_url, cfg.phone_number_id),
         bearer: format!("Bearer {}", cfg.access_token),
         telegram_send: format!("{}/bot{}/sendMessage", cfg.telegram_url, cfg.bot_token),
+        telegram_get_updates: format!("{}/bot{}/getUpdates", cfg.telegram_url, cfg.bot_token),
     });
+    if cfg.telegram_polling {
+        tokio::spawn(poll_telegram(echo.clone()));
+    }
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
@@ -100,10 +108,42 @@ async fn telegram(State(echo): State<Arc<Echo>>, body: Bytes) -> StatusCode {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
-    let Some(chat) = v.pointer("/message/chat/id").and_then(Value::as_i64) else {
-        return StatusCode::OK;
-    };
-    let reply = json!({ "chat_id": chat, "text": REPLY });
-    send(&echo, echo.telegram_send.clone(), None, reply);
+    reply_to_update(&echo, &v);
     StatusCode::OK
+}
+
+fn reply_to_update(echo: &Arc<Echo>, update: &Value) {
+    if let Some(chat) = update.pointer("/message/chat/id").and_then(Value::as_i64) {
+        let reply = json!({ "chat_id": chat, "text": REPLY });
+        send(echo, echo.telegram_send.clone(), None, reply);
+    }
+}
+
+/// The long-polling loop: each batch's replies go out concurrently while the next
+/// `getUpdates` (whose `offset` confirms the batch) is already waiting.
+async fn poll_telegram(echo: Arc<Echo>) {
+    let mut offset = 0i64;
+    loop {
+        let request = json!({ "offset": offset, "limit": 100, "timeout": 5 });
+        let batch = match echo
+            .http
+            .post(&echo.telegram_get_updates)
+            .json(&request)
+            .send()
+            .await
+        {
+            Ok(response) => response.json::<Value>().await.ok(),
+            Err(_) => None,
+        };
+        let Some(batch) = batch else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        for update in batch["result"].as_array().into_iter().flatten() {
+            if let Some(id) = update["update_id"].as_i64() {
+                offset = offset.max(id + 1);
+            }
+            reply_to_update(&echo, update);
+        }
+    }
 }

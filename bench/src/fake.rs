@@ -2,17 +2,21 @@
 //! (`POST /{version}/{phone_number_id}/messages`) and the Telegram Bot API
 //! (`POST /bot<token>/<method>`).
 //!
+//! For Telegram long polling it also answers `getUpdates` from a queue the virtual citizens
+//! fill, as Telegram does: updates stay queued until a later call's `offset` confirms them,
+//! and a call with nothing queued waits up to its `timeout`.
+//!
 //! It records nothing: each message send is parsed just enough to learn its recipient and
 //! text, handed to the virtual citizen registered for that recipient, and answered with the
 //! provider's success body. (`webhook::testing::FakeGraph` and `bot::testing::FakeBotApi` keep
 //! every request for tests to inspect, and FakeBotApi delivers webhook updates one at a time:
 //! both would become the bottleneck under load.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +25,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// One message that reached the fake for a citizen.
 #[derive(Debug)]
@@ -46,7 +50,20 @@ pub struct Routes {
     /// Any other call (setWebhook, setMyCommands, answerCallbackQuery, …).
     pub other: AtomicU64,
     next_id: AtomicU64,
+    /// Updates waiting for `getUpdates` (Telegram long polling).
+    updates: Mutex<UpdateQueue>,
+    updates_pushed: Notify,
 }
+
+/// Telegram's side of long polling: updates in `update_id` order, kept until confirmed.
+#[derive(Default)]
+struct UpdateQueue {
+    last_id: u64,
+    pending: VecDeque<(u64, String)>,
+}
+
+/// The most `getUpdates` answers with, whatever its `limit` says (Telegram's own maximum).
+const MAX_UPDATES: usize = 100;
 
 impl Routes {
     /// Messages for `recipient` (a wa_id, or a Telegram chat id) go to the returned receiver
@@ -98,6 +115,52 @@ impl Routes {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .unwrap_or_default()
+    }
+
+    /// Queues an update for `getUpdates`; `update` builds its JSON from its `update_id`, which
+    /// is given out under the queue's lock so that ids rise in queue order.
+    pub fn push_update(&self, update: impl FnOnce(u64) -> String) {
+        {
+            let mut queue = self.queue();
+            queue.last_id += 1;
+            let id = queue.last_id;
+            queue.pending.push_back((id, update(id)));
+        }
+        self.updates_pushed.notify_waiters();
+    }
+
+    /// Forgets every queued update (a new target must not receive the last one's leftovers).
+    pub fn clear_updates(&self) {
+        self.queue().pending.clear();
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, UpdateQueue> {
+        self.updates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `result` of `getUpdates`: drops the updates `offset` confirms, then lists up to
+    /// `limit` of the rest.
+    fn updates_from(&self, offset: i64, limit: usize) -> Option<String> {
+        let mut queue = self.queue();
+        while let Some((id, _)) = queue.pending.front() {
+            if (*id as i64) < offset {
+                queue.pending.pop_front();
+            } else {
+                break;
+            }
+        }
+        if queue.pending.is_empty() {
+            return None;
+        }
+        let mut result = String::from("[");
+        for (i, (_, update)) in queue.pending.iter().take(limit).enumerate() {
+            if i > 0 {
+                result.push(',');
+            }
+            result.push_str(update);
+        }
+        result.push(']');
+        Some(result)
     }
 
     fn next_id(&self) -> u64 {
@@ -154,6 +217,9 @@ async fn handle(State(routes): State<Arc<Routes>>, uri: Uri, body: Bytes) -> Res
     let path = uri.path();
     if let Some(rest) = path.strip_prefix("/bot") {
         let method = rest.rsplit('/').next().unwrap_or_default();
+        if method.eq_ignore_ascii_case("getupdates") {
+            return get_updates(&routes, &body).await;
+        }
         return telegram(&routes, method, &body);
     }
     if path.ends_with("/messages") {
@@ -238,6 +304,49 @@ fn telegram_message(message_id: i64, chat: &str) -> String {
     format!(
         r#"{{"ok":true,"result":{{"message_id":{message_id},"date":1750000000,"chat":{chat_json},"from":{{"id":4242,"is_bot":true,"first_name":"Seva","username":"seva_load_bot"}},"text":"ok"}}}}"#
     )
+}
+
+#[derive(Deserialize, Default)]
+struct GetUpdates {
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    timeout: Option<u64>,
+}
+
+async fn get_updates(routes: &Routes, body: &[u8]) -> Response {
+    let params = if body.is_empty() {
+        GetUpdates::default()
+    } else {
+        match serde_json::from_slice::<GetUpdates>(body) {
+            Ok(p) => p,
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    json!({"ok": false, "error_code": 400, "description": "Bad Request: can't parse parameters"})
+                        .to_string(),
+                )
+                    .into_response();
+            }
+        }
+    };
+    let offset = params.offset.unwrap_or(0);
+    let limit = params.limit.unwrap_or(MAX_UPDATES).clamp(1, MAX_UPDATES);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(params.timeout.unwrap_or(0));
+    loop {
+        // Registered before looking, so a push between the look and the wait still wakes it.
+        let pushed = routes.updates_pushed.notified();
+        tokio::pin!(pushed);
+        pushed.as_mut().enable();
+        if let Some(result) = routes.updates_from(offset, limit) {
+            return json_response(format!(r#"{{"ok":true,"result":{result}}}"#));
+        }
+        if tokio::time::timeout_at(deadline, pushed).await.is_err() {
+            return json_response(r#"{"ok":true,"result":[]}"#.to_owned());
+        }
+    }
 }
 
 fn telegram(routes: &Routes, method: &str, body: &[u8]) -> Response {
@@ -326,5 +435,54 @@ mod tests {
         assert_eq!(tg.recv().await.unwrap().text, "Hello");
         assert_eq!(fake.routes.read_receipts.load(Ordering::Relaxed), 1);
         assert_eq!(fake.routes.delivered.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn get_updates_keeps_updates_until_an_offset_confirms_them_and_waits_for_new_ones() {
+        let fake = Fake::start().await.unwrap();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = format!("{}/bot1:x/getUpdates", fake.telegram_url());
+        let get = |body: Value| {
+            let request = http.post(&url).json(&body).send();
+            async move { request.await.unwrap().json::<Value>().await.unwrap() }
+        };
+        for text in ["one", "two"] {
+            fake.routes
+                .push_update(|id| json!({"update_id": id, "message": {"text": text}}).to_string());
+        }
+        let both = get(json!({"timeout": 0})).await;
+        assert_eq!(both["ok"], true);
+        let ids: Vec<i64> = both["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["update_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0] < ids[1]);
+        // Not confirmed yet: the same two again, or fewer with a limit.
+        let first = get(json!({"limit": 1})).await;
+        assert_eq!(first["result"].as_array().unwrap().len(), 1);
+        assert_eq!(first["result"][0]["update_id"], ids[0]);
+        let rest = get(json!({"offset": ids[0] + 1})).await;
+        assert_eq!(rest["result"].as_array().unwrap().len(), 1);
+        assert_eq!(rest["result"][0]["message"]["text"], "two");
+        // Everything confirmed: a long poll waits until an update is pushed.
+        let waiting = tokio::spawn(get(json!({"offset": ids[1] + 1, "timeout": 5})));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        fake.routes
+            .push_update(|id| json!({"update_id": id, "message": {"text": "three"}}).to_string());
+        let third = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("the long poll answers when an update arrives")
+            .unwrap();
+        assert_eq!(third["result"][0]["message"]["text"], "three");
+        // Nothing queued and no wait asked for: an empty list at once.
+        let empty = get(json!({"offset": ids[1] + 2})).await;
+        assert_eq!(empty, json!({"ok": true, "result": []}));
+        // Parameters that are not JSON: Telegram's 400 shape.
+        let bad = http.post(&url).body("{").send().await.unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     }
 }

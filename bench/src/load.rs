@@ -16,7 +16,11 @@ use crate::target::{APP_SECRET, PHONE_NUMBER_ID, WEBHOOK_SECRET};
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Whatsapp,
+    /// Telegram updates POSTed to the target's webhook.
     Telegram,
+    /// The same updates, fetched by the target with `getUpdates` long polling from the fake
+    /// (Seva's mode when `TELEGRAM_WEBHOOK_URL` is unset: the README's way to run it).
+    TelegramPolling,
 }
 
 impl Channel {
@@ -24,11 +28,18 @@ impl Channel {
         match self {
             Channel::Whatsapp => "whatsapp",
             Channel::Telegram => "telegram",
+            Channel::TelegramPolling => "telegram-polling",
         }
+    }
+
+    /// Whether a citizen's message goes out as a webhook POST (which the target answers).
+    pub fn is_webhook(self) -> bool {
+        self != Channel::TelegramPolling
     }
 }
 
-/// Posts citizens' messages to a target's webhook, as the provider would.
+/// Delivers citizens' messages to a target as the provider would: POSTed to its webhook, or
+/// queued at the fake for its `getUpdates`.
 pub struct Driver {
     pub channel: Channel,
     url: String,
@@ -60,8 +71,11 @@ impl Driver {
             .map_err(|e| e.to_string())?;
         let path = match channel {
             Channel::Whatsapp => "/webhook/whatsapp",
-            Channel::Telegram => "/webhook/telegram",
+            Channel::Telegram | Channel::TelegramPolling => "/webhook/telegram",
         };
+        if channel == Channel::TelegramPolling {
+            routes.clear_updates();
+        }
         Ok(Driver {
             channel,
             url: format!("{base}{path}"),
@@ -75,14 +89,13 @@ impl Driver {
     pub fn recipient(&self, id: u64) -> String {
         match self.channel {
             Channel::Whatsapp => format!("91{}", 7_000_000_000 + id),
-            Channel::Telegram => (1_000_000 + id).to_string(),
+            Channel::Telegram | Channel::TelegramPolling => (1_000_000 + id).to_string(),
         }
     }
 
     /// The webhook request body for one typed message.
     pub fn body(&self, id: u64, text: &str) -> Vec<u8> {
         let n = self.next_message.fetch_add(1, Ordering::Relaxed);
-        let now = unix_now();
         let value = match self.channel {
             Channel::Whatsapp => {
                 let wa_id = self.recipient(id);
@@ -93,30 +106,23 @@ impl Driver {
                         "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
                         "contacts": [{ "profile": { "name": "Citizen" }, "wa_id": wa_id }],
                         "messages": [{ "from": wa_id, "id": format!("wamid.LOADIN{n:016X}"),
-                            "timestamp": now.to_string(), "type": "text", "text": { "body": text } }],
+                            "timestamp": unix_now().to_string(), "type": "text", "text": { "body": text } }],
                     }}]}],
                 })
             }
-            Channel::Telegram => {
-                let user = 1_000_000 + id;
-                json!({
-                    "update_id": n,
-                    "message": {
-                        "message_id": n,
-                        "date": now,
-                        "from": { "id": user, "is_bot": false, "first_name": "Citizen", "language_code": "en" },
-                        "chat": { "id": user, "type": "private", "first_name": "Citizen" },
-                        "text": text,
-                    }
-                })
-            }
+            Channel::Telegram | Channel::TelegramPolling => telegram_update(n, id, text),
         };
         serde_json::to_vec(&value).unwrap_or_default()
     }
 
-    /// POSTs one message as the provider would (signed, or with the webhook secret); `Ok` on
-    /// a 2xx answer.
+    /// Sends one message as the provider would: POSTed (signed, or with the webhook secret),
+    /// `Ok` on a 2xx answer; or, for long polling, queued for the target's next `getUpdates`.
     pub async fn post(&self, id: u64, text: &str) -> Result<(), String> {
+        if self.channel == Channel::TelegramPolling {
+            self.routes
+                .push_update(|update_id| telegram_update(update_id, id, text).to_string());
+            return Ok(());
+        }
         let body = self.body(id, text);
         let mut request = self
             .http
@@ -127,7 +133,9 @@ impl Driver {
                 "x-hub-signature-256",
                 webhook::signature::sign(APP_SECRET.as_bytes(), &body),
             ),
-            Channel::Telegram => request.header("x-telegram-bot-api-secret-token", WEBHOOK_SECRET),
+            Channel::Telegram | Channel::TelegramPolling => {
+                request.header("x-telegram-bot-api-secret-token", WEBHOOK_SECRET)
+            }
         };
         let response = request.body(body).send().await.map_err(|e| e.to_string())?;
         let status = response.status();
@@ -138,6 +146,21 @@ impl Driver {
             Err(format!("webhook answered {status}"))
         }
     }
+}
+
+/// A Telegram update: citizen `id` typed `text` in their private chat with the bot.
+fn telegram_update(update_id: u64, id: u64, text: &str) -> serde_json::Value {
+    let user = 1_000_000 + id;
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": unix_now(),
+            "from": { "id": user, "is_bot": false, "first_name": "Citizen", "language_code": "en" },
+            "chat": { "id": user, "type": "private", "first_name": "Citizen" },
+            "text": text,
+        }
+    })
 }
 
 /// The text typed for a step: the script's, or the reference the complaint received.
@@ -354,7 +377,7 @@ async fn citizen(
                     break 'cycle;
                 }
                 let acked = Instant::now();
-                if window.contains(t0) {
+                if window.contains(t0) && driver.channel.is_webhook() {
                     local.ack_us.push(micros(acked - t0));
                 }
                 texts.clear();

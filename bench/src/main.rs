@@ -95,7 +95,8 @@ struct RunArgs {
     /// first is compared with the first, round by round.
     #[arg(long, value_delimiter = ',')]
     seva: Vec<PathBuf>,
-    /// Channels to load, one after the other.
+    /// Channels to load, one after the other (`telegram-polling`: Telegram by `getUpdates`
+    /// long polling instead of the webhook; not in the default set).
     #[arg(long, value_delimiter = ',', default_values = ["whatsapp", "telegram"])]
     channels: Vec<Channel>,
     /// Databases for Seva: `sqlite` (a fresh temp file per run) or a PostgreSQL server URL
@@ -172,6 +173,9 @@ struct EchoArgs {
     access_token: String,
     #[arg(long, default_value = target::BOT_TOKEN)]
     bot_token: String,
+    /// Fetch Telegram updates with `getUpdates` long polling (as well as serving the webhook).
+    #[arg(long)]
+    telegram_polling: bool,
 }
 
 fn main() -> ExitCode {
@@ -192,6 +196,7 @@ fn main() -> ExitCode {
                 access_token: args.access_token,
                 telegram_url: args.telegram_url,
                 bot_token: args.bot_token,
+                telegram_polling: args.telegram_polling,
             };
             match runtime.block_on(echo::serve(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -493,7 +498,10 @@ async fn run_one(
                     shared.fake.graph_url(),
                     "--telegram-url".to_owned(),
                     shared.fake.telegram_url(),
-                ],
+                ]
+                .into_iter()
+                .chain((!channel.is_webhook()).then(|| "--telegram-polling".to_owned()))
+                .collect(),
                 env: Vec::new(),
                 pin,
                 log,
@@ -520,6 +528,7 @@ async fn run_one(
                 media_dir: &media,
                 graph_url: shared.fake.graph_url(),
                 telegram_url: shared.fake.telegram_url(),
+                telegram_polling: !channel.is_webhook(),
                 rust_log: args.rust_log.as_deref(),
             };
             let name = if shared.seva.len() > 1 {

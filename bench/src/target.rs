@@ -63,6 +63,8 @@ pub struct SevaOptions<'a> {
     pub media_dir: &'a Path,
     pub graph_url: String,
     pub telegram_url: String,
+    /// Telegram by `getUpdates` long polling instead of the webhook.
+    pub telegram_polling: bool,
     pub rust_log: Option<&'a str>,
 }
 
@@ -82,11 +84,6 @@ impl SevaOptions<'_> {
             ("SEVA_WHATSAPP_MPS", NO_PACING.to_owned()),
             ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
             ("TELEGRAM_API_URL", self.telegram_url.clone()),
-            (
-                "TELEGRAM_WEBHOOK_URL",
-                format!("http://{listen}/webhook/telegram"),
-            ),
-            ("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
             ("SEVA_TELEGRAM_MPS", NO_PACING.to_owned()),
             ("SEVA_TELEGRAM_CHAT_MPS", NO_PACING.to_owned()),
             // Virtual citizens type far faster than people: the abuse limits would hold them
@@ -97,6 +94,16 @@ impl SevaOptions<'_> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if !self.telegram_polling {
+            env.push((
+                "TELEGRAM_WEBHOOK_URL".to_owned(),
+                format!("http://{listen}/webhook/telegram"),
+            ));
+            env.push((
+                "TELEGRAM_WEBHOOK_SECRET".to_owned(),
+                WEBHOOK_SECRET.to_owned(),
+            ));
+        }
         if let Some(filter) = self.rust_log {
             env.push(("RUST_LOG".to_owned(), filter.to_owned()));
         }
