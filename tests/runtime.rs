@@ -641,6 +641,70 @@ async fn citizens_writing_at_once_are_each_answered_once_in_order() {
     }
 }
 
+/// A Telegram polling batch: several citizens' messages, one of them twice, handed over
+/// together. Every message is answered by the time the call returns (the transport then
+/// moves its offset), each citizen's in the order given, the redelivery once.
+#[tokio::test]
+async fn a_batch_handed_over_together_is_answered_at_once_each_citizen_in_order() {
+    for h in common::backends().await {
+        let rt = h.runtime();
+        let batch = [
+            text("asha", "a1", "lang hi"),
+            text("ravi", "r1", "ravi one"),
+            text("asha", "a2", "asha two"),
+            text("asha", "a1", "lang hi"),
+            text("ravi", "r2", "ravi two"),
+        ];
+        let refs: Vec<&flows::message::Inbound> = batch.iter().collect();
+        let handled: Vec<Handled> = rt
+            .accept_and_process_all(&refs)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(handled.len(), 5);
+        let (asha, ravi) = (handled[0].citizen_id(), handled[1].citizen_id());
+        let duplicates: Vec<usize> = (0..5)
+            .filter(|&i| matches!(handled[i], Handled::Duplicate { .. }))
+            .collect();
+        // The two copies of a1 are one message: which copy is called the duplicate does not
+        // matter to the transport, only that the other is answered.
+        assert!(duplicates == [0] || duplicates == [3], "{handled:?}");
+        assert_eq!(handled[3].citizen_id(), asha);
+        let db = h.db().await;
+        let said = |citizen| {
+            let db = db.clone();
+            async move {
+                replies(&db, citizen)
+                    .await
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(said(asha).await, [serde_json::json!("asha two")]);
+        assert_eq!(
+            said(ravi).await,
+            [serde_json::json!("ravi one"), serde_json::json!("ravi two")]
+        );
+        // a1 ran before a2: the echo is in the language a1 set.
+        let lang: Option<String> =
+            sqlx::query_scalar("select lang from outbox where citizen_id = $1")
+                .bind(asha)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(lang.as_deref(), Some("hi"));
+        let waiting: i64 =
+            sqlx::query_scalar("select count(*) from inbox where processed_at is null")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(waiting, 0, "nothing is left for a later turn");
+        assert!(rt.accept_and_process_all(&[]).await.is_empty());
+    }
+}
+
 /// A message the engine cannot handle fails its whole batch; the batch is undone and its
 /// messages handled one by one, so the others are answered as if it were not there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,6 +212,55 @@ async fn polling_a_found_item_in_english_then_my_reports() {
     }
 }
 
+/// Updates that queued while Seva was down come in one `getUpdates` batch: several citizens,
+/// one of them twice, and a group chat between. Each is answered, each citizen's in order,
+/// and the whole batch is confirmed by the next call's offset.
+#[tokio::test]
+async fn polling_a_batch_from_several_chats_answers_each_in_order() {
+    for db in common::TestDb::all().await {
+        let env = Env::new(db);
+        let api = FakeBotApi::start(TOKEN).await;
+        let first = api.push_text(301, "hi");
+        api.push_text(302, "hi");
+        api.push_group_text(-500, 304, "hello bot");
+        let last = api.push_text(301, "English");
+        let server = Server::start(&env, &api, &[]).await;
+        let (asha, ravi) = (
+            Citizen {
+                api: &api,
+                user: 301,
+            },
+            Citizen {
+                api: &api,
+                user: 302,
+            },
+        );
+        asha.wait(0, "What would you like to do?").await;
+        ravi.wait(0, "Choose your language").await;
+        let said = asha.texts();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("Choose your language"), "{said:?}");
+        assert!(said[1].contains("What would you like to do?"), "{said:?}");
+        assert_eq!(ravi.texts().len(), 1);
+        wait_for("the group's one line", || async {
+            api.sent_texts(-500).len() == 1
+        })
+        .await;
+        wait_for("the batch confirmed", || async {
+            api.offsets().contains(&Some(i64::from(last) + 1))
+        })
+        .await;
+        let offsets = api.offsets();
+        assert_eq!(offsets[0], None, "{offsets:?}");
+        assert!(
+            !offsets.contains(&Some(i64::from(first) + 1)),
+            "one batch, confirmed whole: {offsets:?}"
+        );
+        assert_eq!(api.pending_updates(), 0);
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn webhook_mode_a_lost_item_in_english_and_the_secret_is_checked() {
     for db in common::TestDb::all().await {

@@ -34,10 +34,13 @@ fn committers(backend: Backend) -> usize {
     }
 }
 
-/// A message waiting for its batch.
+/// Messages waiting for their batch: one from a webhook; a polling batch's run of messages
+/// together, so that one transaction admits and processes them all and a citizen's messages
+/// in it cannot be split across batches that commit in another order (PostgreSQL's
+/// committers overlap).
 pub(super) struct Job {
-    msg: Inbound,
-    answer: oneshot::Sender<Result<Handled, RuntimeError>>,
+    msgs: Vec<Inbound>,
+    answer: oneshot::Sender<Vec<Result<Handled, RuntimeError>>>,
 }
 
 /// Where messages queue for their batch. The committers hold the runtime weakly: when the
@@ -101,39 +104,57 @@ pub(crate) async fn gather<T>(
 const GATHER_YIELDS: usize = 4;
 
 impl Runtime {
-    /// Queues the message for the next batch and waits for its commit.
-    pub(super) async fn accept_in_batch(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
+    /// Queues the messages for the next batch, all in the same one, and waits for its commit;
+    /// one result per message, in their order.
+    pub(super) async fn accept_in_batch(
+        &self,
+        msgs: &[&Inbound],
+    ) -> Vec<Result<Handled, RuntimeError>> {
+        if msgs.is_empty() {
+            return Vec::new();
+        }
         let queue = self.inner.group_commit.get_or_init(|| start(&self.inner));
         let (answer, answered) = oneshot::channel();
         let job = Job {
-            msg: msg.clone(),
+            msgs: msgs.iter().map(|m| (*m).clone()).collect(),
             answer,
         };
         if queue.send(job).is_err() {
-            return self.accept_and_process_alone(msg).await;
+            return self.accept_each_alone(msgs).await;
         }
         match answered.await {
-            Ok(result) => result,
+            Ok(results) => results,
             // The committer stopped before answering (the runtime is going away): whatever it
             // did was rolled back or is found as a duplicate.
-            Err(_) => self.accept_and_process_alone(msg).await,
+            Err(_) => self.accept_each_alone(msgs).await,
         }
     }
 
+    async fn accept_each_alone(&self, msgs: &[&Inbound]) -> Vec<Result<Handled, RuntimeError>> {
+        let mut results = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            results.push(self.accept_and_process_alone(msg).await);
+        }
+        results
+    }
+
     async fn commit_batch(&self, jobs: Vec<Job>) {
-        let msgs: Vec<&Inbound> = jobs.iter().map(|j| &j.msg).collect();
+        let msgs: Vec<&Inbound> = jobs.iter().flat_map(|j| &j.msgs).collect();
         match self.process_batch(&msgs).await {
             Ok(handled) => {
-                for (job, handled) in jobs.into_iter().zip(handled) {
+                let mut handled = handled.into_iter();
+                for job in jobs {
+                    let results = handled.by_ref().take(job.msgs.len()).map(Ok).collect();
                     // A caller that stopped waiting has nobody to tell.
-                    let _ = job.answer.send(Ok(handled));
+                    let _ = job.answer.send(results);
                 }
             }
             Err(e) => {
-                tracing::warn!(messages = jobs.len(), error = %e, "group commit failed; handling its messages one by one");
+                tracing::warn!(messages = msgs.len(), error = %e, "group commit failed; handling its messages one by one");
                 for job in jobs {
-                    let result = self.accept_and_process_alone(&job.msg).await;
-                    let _ = job.answer.send(result);
+                    let msgs: Vec<&Inbound> = job.msgs.iter().collect();
+                    let results = self.accept_each_alone(&msgs).await;
+                    let _ = job.answer.send(results);
                 }
             }
         }

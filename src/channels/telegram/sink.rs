@@ -1,11 +1,13 @@
 //! Where the Telegram transport (polling or webhook) hands its events: [`SevaSink`].
 //!
-//! `accept` returns only once every event of the batch is stored — a citizen's message in the
-//! inbox (transaction 1, unique on `update_id`), a reachability change on the citizen — so the
-//! transport may then confirm the batch (move the `getUpdates` offset, answer the webhook 200).
-//! The citizens' turns (transaction 2) run afterwards in spawned tasks: one per citizen, each
-//! taking that citizen's stored messages in arrival (`update_id`) order, different citizens
-//! concurrently. Whatever a crash interrupts, the sweeper finishes.
+//! `accept` returns only once every event of the batch is stored, so the transport may then
+//! confirm the batch (move the `getUpdates` offset, answer the webhook 200). Citizens'
+//! messages are stored and processed in one commit ([`Runtime::accept_and_process_all`]):
+//! a webhook's one message, or a polling batch's messages together, in `update_id` order,
+//! sharing the commit with whatever else is committing (group commit). A citizen marked
+//! unreachable is only stored; if the message proves they are reachable again, their turn
+//! runs afterwards in a spawned task, as does the turn of a redelivered update (it may have
+//! been stored just before a crash). Whatever a crash interrupts, the sweeper finishes.
 
 use std::collections::HashSet;
 
@@ -84,6 +86,57 @@ impl SevaSink {
         Ok(())
     }
 
+    /// Stores and processes a run of messages in one commit; the citizens whose messages
+    /// were only stored (marked unreachable, or already stored before) are added to `turns`.
+    async fn store_and_process(
+        &self,
+        run: Vec<&Inbound>,
+        turns: &mut Vec<i64>,
+    ) -> Result<(), SinkError> {
+        let results = self.runtime.accept_and_process_all(&run).await;
+        for (inbound, handled) in run.into_iter().zip(results) {
+            let (citizen_id, inbox_id) = match handled.map_err(SinkError::new)? {
+                Handled::Processed {
+                    citizen_id,
+                    inbox_id,
+                } => {
+                    tracing::debug!(
+                        citizen = citizen_id,
+                        inbox = inbox_id,
+                        "telegram message stored and processed"
+                    );
+                    continue;
+                }
+                Handled::Stored {
+                    citizen_id,
+                    inbox_id,
+                } => (citizen_id, Some(inbox_id)),
+                Handled::Duplicate { citizen_id } => (citizen_id, None),
+            };
+            match inbox_id {
+                Some(inbox_id) => {
+                    tracing::debug!(
+                        citizen = citizen_id,
+                        inbox = inbox_id,
+                        "telegram message stored"
+                    );
+                    self.message_proves_reachable(citizen_id, inbound).await?;
+                }
+                None => tracing::debug!(
+                    citizen = citizen_id,
+                    update_id = %inbound.provider_id,
+                    "telegram update already stored"
+                ),
+            }
+            // A duplicate still gets a turn: it may be a message stored just before a crash
+            // and never processed (the turn is empty otherwise).
+            if !turns.contains(&citizen_id) {
+                turns.push(citizen_id);
+            }
+        }
+        Ok(())
+    }
+
     /// Tells each group chat, once, that Seva works in private chats. Best effort and off the
     /// transport's path: a failed claim or send is logged, and the next message may try again.
     fn tell_groups(&self, chats: Vec<i64>) {
@@ -140,56 +193,19 @@ impl TelegramSink for SevaSink {
         let store = self.runtime.store();
         let mut turns: Vec<i64> = Vec::new();
         let mut groups: Vec<i64> = Vec::new();
-        // A batch (polling) is stored whole before the turns run, concurrently per citizen; a
-        // single update (a webhook) is stored and processed in one commit.
-        let at_once = events.len() == 1;
+        // Each run of messages (a polling batch is mostly one run; a webhook brings one
+        // message) is stored and processed in one commit, shared with whatever else is
+        // committing (group commit); the other events keep their places between runs.
+        let mut run: Vec<&Inbound> = Vec::new();
         for event in &events {
+            if let TelegramEvent::Message(inbound, _) = event {
+                run.push(inbound);
+                continue;
+            }
+            self.store_and_process(std::mem::take(&mut run), &mut turns)
+                .await?;
             match event {
-                TelegramEvent::Message(inbound, _) => {
-                    let handled = if at_once {
-                        self.runtime.accept_and_process(inbound).await
-                    } else {
-                        self.runtime.accept(inbound).await.map(Handled::from)
-                    };
-                    let (citizen_id, inbox_id) = match handled.map_err(SinkError::new)? {
-                        Handled::Processed {
-                            citizen_id,
-                            inbox_id,
-                        } => {
-                            tracing::debug!(
-                                citizen = citizen_id,
-                                inbox = inbox_id,
-                                "telegram message stored and processed"
-                            );
-                            continue;
-                        }
-                        Handled::Stored {
-                            citizen_id,
-                            inbox_id,
-                        } => (citizen_id, Some(inbox_id)),
-                        Handled::Duplicate { citizen_id } => (citizen_id, None),
-                    };
-                    match inbox_id {
-                        Some(inbox_id) => {
-                            tracing::debug!(
-                                citizen = citizen_id,
-                                inbox = inbox_id,
-                                "telegram message stored"
-                            );
-                            self.message_proves_reachable(citizen_id, inbound).await?;
-                        }
-                        None => tracing::debug!(
-                            citizen = citizen_id,
-                            update_id = %inbound.provider_id,
-                            "telegram update already stored"
-                        ),
-                    }
-                    // A duplicate still gets a turn: it may be a message stored just before a
-                    // crash and never processed (the turn is empty otherwise).
-                    if !turns.contains(&citizen_id) {
-                        turns.push(citizen_id);
-                    }
-                }
+                TelegramEvent::Message(..) => {}
                 TelegramEvent::Reachability {
                     update_id,
                     sender,
@@ -238,7 +254,9 @@ impl TelegramSink for SevaSink {
                 } => tracing::debug!(update_id, %reason, "telegram update ignored"),
             }
         }
-        // Everything is stored: the transport may confirm. Now the work.
+        self.store_and_process(run, &mut turns).await?;
+        // Everything is stored: the transport may confirm. What is left: the turns of
+        // citizens whose messages were only stored.
         for citizen_id in turns {
             let runtime = self.runtime.clone();
             // Tracked: shutdown lets the turn finish.
