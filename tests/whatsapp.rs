@@ -832,6 +832,57 @@ async fn a_found_item_is_reported_in_english() {
     }
 }
 
+/// Meta may batch several messages, of several citizens, into one notification. They are
+/// stored and answered in the commit its 200 follows, each citizen's in their order.
+#[tokio::test]
+async fn a_batched_notification_is_answered_before_its_200_each_citizen_in_order() {
+    const RAVI: &str = "919812345678";
+    for db in common::TestDb::all().await {
+        let mut s = Server::start(db, Options { templates: false }).await;
+        let (a1, r1, a2) = (s.wamid(), s.wamid(), s.wamid());
+        let batch = testing::notification(
+            &[(ASHA, "Asha"), (RAVI, "Ravi")],
+            vec![
+                fresh(testing::text_message(ASHA, &a1, "Hello")),
+                fresh(testing::text_message(RAVI, &r1, "नमस्ते")),
+                fresh(testing::button_reply(ASHA, &a2, "lang:en", "English")),
+            ],
+            vec![],
+        );
+        assert_eq!(s.post(&batch).await, StatusCode::OK);
+        assert_eq!(
+            s.count("select count(*) from inbox where processed_at is null")
+                .await,
+            0,
+            "answered in the commit the 200 followed"
+        );
+        assert_eq!(
+            s.count("select count(distinct citizen_id) from outbox")
+                .await,
+            2
+        );
+        s.settle().await;
+        let to = |wa_id: &str| -> Vec<Value> {
+            s.fake
+                .messages()
+                .into_iter()
+                .filter(|m| m["to"] == wa_id)
+                .collect()
+        };
+        let asha = to(ASHA);
+        assert_buttons(&asha[0], &["lang:hi", "lang:en"]);
+        assert_list(
+            last(&asha),
+            &["menu:complaint", "menu:lost", "menu:found"],
+            6,
+        );
+        let ravi = to(RAVI);
+        assert_eq!(ravi.len(), 1, "{ravi:?}");
+        assert_buttons(&ravi[0], &["lang:hi", "lang:en"]);
+        s.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_redelivered_wamid_changes_nothing_and_sends_nothing() {
     for db in common::TestDb::all().await {

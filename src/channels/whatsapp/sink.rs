@@ -3,9 +3,10 @@
 //! `accept` stores every message (transaction 1, unique on its wamid; the citizen's WhatsApp
 //! messages waiting for the 24-hour window become due in it) and returns only once they are
 //! committed, so the route answers 200 after the commit (and 500 on failure, so Meta delivers
-//! the notification again). A notification carrying one message (the usual case) is stored
-//! and processed in one commit ([`Runtime::accept_and_process`]); otherwise the citizens'
-//! turns (transaction 2; the sweeper catches anything missed) run in the background. Then
+//! the notification again). Its messages (usually one) are stored and processed in one
+//! commit ([`Runtime::accept_and_process_all`]), each citizen's in their order; the turn of a
+//! citizen whose message was only stored (marked unreachable) runs in the background (the
+//! sweeper catches anything missed). Then
 //! the messages are marked as read (a citizen's latest, about once a second at most:
 //! [`super::read_receipts`]) and media downloads start. A redelivered wamid changes nothing
 //! and starts nothing.
@@ -258,15 +259,27 @@ impl WhatsappSink for RuntimeSink {
         let mut read = Vec::new();
         let mut media = Vec::new();
         let mut failure = None;
-        // Several messages are all stored before any is processed, as Meta batched them.
-        let at_once = self.background && messages.len() == 1;
-        for mut msg in messages {
-            plausible_time(&mut msg, now);
-            let handled = if at_once {
-                self.runtime.accept_and_process(&msg).await
-            } else {
-                self.runtime.accept(&msg).await.map(Handled::from)
-            };
+        let mut messages = messages;
+        for msg in &mut messages {
+            plausible_time(msg, now);
+        }
+        let results = if self.background {
+            // All in one commit, as Meta batched them, each citizen's in their order.
+            let refs: Vec<&Inbound> = messages.iter().collect();
+            self.runtime.accept_and_process_all(&refs).await
+        } else {
+            let mut results = Vec::with_capacity(messages.len());
+            for msg in &messages {
+                let stored = self.runtime.accept(msg).await.map(Handled::from);
+                let failed = stored.is_err();
+                results.push(stored);
+                if failed {
+                    break;
+                }
+            }
+            results
+        };
+        for (msg, handled) in messages.iter().zip(results) {
             let citizen_id = match handled {
                 Ok(
                     handled @ (Handled::Processed {
@@ -309,7 +322,7 @@ impl WhatsappSink for RuntimeSink {
                     break;
                 }
             };
-            match self.queue_media(&msg, citizen_id).await {
+            match self.queue_media(msg, citizen_id).await {
                 Ok(Some(media_id)) => media.push(media_id),
                 Ok(None) => {}
                 Err(e) => {
