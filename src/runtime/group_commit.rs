@@ -21,7 +21,7 @@ use crate::outbox::AnsweredMessage;
 use crate::outbox::handoff::HandedOff;
 use crate::store::{Backend, Batch, BatchAdmission, InboxRow, Turn};
 
-/// Messages per batch: enough that a batch's fixed round trips cost little per message, few
+/// Messages per batch (the last job taken may carry it past): enough that a batch's fixed round trips cost little per message, few
 /// enough that one batch's work does not hold the first message's answer for long.
 const MAX_BATCH: usize = 128;
 
@@ -61,7 +61,7 @@ pub(super) fn start(inner: &Arc<Inner>) -> Queue {
                         return;
                     };
                     let mut batch = vec![first];
-                    gather(&mut jobs, &mut batch, MAX_BATCH).await;
+                    gather_weighed(&mut jobs, &mut batch, MAX_BATCH, |j| j.msgs.len()).await;
                     batch
                 };
                 let Some(inner) = inner.upgrade() else {
@@ -74,22 +74,38 @@ pub(super) fn start(inner: &Arc<Inner>) -> Queue {
     queue
 }
 
-/// Takes what is queued into `batch` (up to `max`), yielding to the scheduler while that
-/// brings more: requests already read from their sockets reach the queue first, so a busy
-/// moment makes one batch instead of many small ones, and an idle one waits for nothing.
+/// Takes what is queued into `batch` (up to `max` items), yielding to the scheduler while
+/// that brings more: requests already read from their sockets reach the queue first, so a
+/// busy moment makes one batch instead of many small ones, and an idle one waits for nothing.
 pub(crate) async fn gather<T>(
     queue: &mut mpsc::UnboundedReceiver<T>,
     batch: &mut Vec<T>,
     max: usize,
 ) {
+    gather_weighed(queue, batch, max, |_| 1).await;
+}
+
+/// [`gather`] where an item counts `weight(item)` towards `max` (a job of several messages
+/// counts each): the batch takes no more once it holds `max`; the last item taken may carry
+/// it past.
+async fn gather_weighed<T>(
+    queue: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+    weight: impl Fn(&T) -> usize,
+) {
+    let mut total: usize = batch.iter().map(&weight).sum();
     for _ in 0..GATHER_YIELDS {
-        while batch.len() < max {
+        while total < max {
             match queue.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok(item) => {
+                    total += weight(&item);
+                    batch.push(item);
+                }
                 Err(_) => break,
             }
         }
-        if batch.len() >= max {
+        if total >= max {
             return;
         }
         let before = batch.len();
@@ -364,4 +380,37 @@ struct BatchDone {
     journeys: Vec<&'static str>,
     /// Per reply enqueued, in order: what to hand over if it is written claimed.
     claimable: Vec<Option<(Lang, Reply, AnsweredMessage)>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A polling batch's job counts as its messages: a batch stops taking jobs once it holds
+    /// `MAX_BATCH` messages, not `MAX_BATCH` jobs.
+    #[tokio::test]
+    async fn a_batch_counts_messages_not_jobs() {
+        let (queue, mut jobs) = mpsc::unbounded_channel::<Vec<u8>>();
+        for size in [100, 20, 30, 1] {
+            queue.send(vec![0; size]).unwrap();
+        }
+        let mut batch = vec![jobs.recv().await.unwrap()];
+        gather_weighed(&mut jobs, &mut batch, 128, Vec::len).await;
+        let sizes: Vec<usize> = batch.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [100, 20, 30],
+            "the last job taken carries it past 128"
+        );
+        let mut next = vec![jobs.recv().await.unwrap()];
+        gather_weighed(&mut jobs, &mut next, 128, Vec::len).await;
+        assert_eq!(next, [vec![0]]);
+        // Counted one each, the same queue would have gone into one batch.
+        for size in [100, 20, 30, 1] {
+            queue.send(vec![0; size]).unwrap();
+        }
+        let mut all = Vec::new();
+        gather(&mut jobs, &mut all, 128).await;
+        assert_eq!(all.len(), 4);
+    }
 }
