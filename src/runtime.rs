@@ -433,20 +433,11 @@ impl Runtime {
     /// A citizen marked unreachable is only stored (the caller decides first whether this
     /// message proves otherwise).
     pub async fn accept_and_process(&self, msg: &Inbound) -> Result<Handled, RuntimeError> {
-        self.accept_in_batch(&[msg])
+        self.accept_and_process_all(&[msg])
             .await
             .pop()
             // One result per message always comes back; this only keeps a panic out.
             .unwrap_or(Err(RuntimeError::Message("unanswered")))
-    }
-
-    /// [`Runtime::accept_and_process`] for several messages at once (a Telegram polling
-    /// batch): all in the same commit, each citizen's in their order; one result per message.
-    pub async fn accept_and_process_all(
-        &self,
-        msgs: &[&Inbound],
-    ) -> Vec<Result<Handled, RuntimeError>> {
-        self.accept_in_batch(msgs).await
     }
 
     /// [`Runtime::accept_and_process`] for one message in its own transaction.

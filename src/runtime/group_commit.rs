@@ -21,8 +21,9 @@ use crate::outbox::AnsweredMessage;
 use crate::outbox::handoff::HandedOff;
 use crate::store::{Backend, Batch, BatchAdmission, InboxRow, Turn};
 
-/// Messages per batch (the last job taken may carry it past): enough that a batch's fixed round trips cost little per message, few
-/// enough that one batch's work does not hold the first message's answer for long.
+/// Messages per batch (the last job taken may carry it past): enough that a batch's fixed
+/// round trips cost little per message, few enough that one batch's work does not hold the
+/// first message's answer for long.
 const MAX_BATCH: usize = 128;
 
 /// Batches committing at once. SQLite has one writer whatever this says; PostgreSQL overlaps
@@ -120,9 +121,11 @@ async fn gather_weighed<T>(
 const GATHER_YIELDS: usize = 4;
 
 impl Runtime {
-    /// Queues the messages for the next batch, all in the same one, and waits for its commit;
-    /// one result per message, in their order.
-    pub(super) async fn accept_in_batch(
+    /// [`Runtime::accept_and_process`] for several messages at once (a Telegram polling
+    /// batch, a WhatsApp notification): queued for the next batch, all in the same one, so
+    /// each citizen's keep their order; waits for its commit. One result per message, in
+    /// their order.
+    pub async fn accept_and_process_all(
         &self,
         msgs: &[&Inbound],
     ) -> Vec<Result<Handled, RuntimeError>> {
