@@ -274,7 +274,6 @@ pub fn acknowledge(sender: &TelegramSender, events: &[TelegramEvent]) {
     });
 }
 
-#[derive(Clone)]
 struct WebhookState {
     secret: Arc<str>,
     sink: Arc<dyn TelegramSink>,
@@ -293,17 +292,19 @@ pub fn webhook_router(
     sink: Arc<dyn TelegramSink>,
     sender: TelegramSender,
 ) -> Router {
-    let state = WebhookState {
+    // Shared, not cloned: axum clones the state for every request (three times), and the
+    // sender's clone copies its strings.
+    let state = Arc::new(WebhookState {
         secret: secret.into(),
         sink,
         sender,
-    };
+    });
     Router::new()
         .route(WEBHOOK_PATH, post(webhook))
         .with_state(state)
 }
 
-async fn webhook(State(state): State<WebhookState>, request: Request) -> StatusCode {
+async fn webhook(State(state): State<Arc<WebhookState>>, request: Request) -> StatusCode {
     // Exactly one header: a repeated one is refused whatever its values, as a forged request
     // would otherwise pick which copy is read.
     let mut values = request.headers().get_all(SECRET_HEADER).iter();
