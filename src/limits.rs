@@ -56,7 +56,7 @@ struct Window {
 pub struct CitizenLimits {
     messages_per_minute: u32,
     reports_per_day: u32,
-    windows: DashMap<i64, Window>,
+    windows: DashMap<i64, Window, foldhash::fast::RandomState>,
     seen: AtomicU64,
 }
 
@@ -81,7 +81,7 @@ impl CitizenLimits {
         CitizenLimits {
             messages_per_minute,
             reports_per_day,
-            windows: DashMap::new(),
+            windows: DashMap::default(),
             seen: AtomicU64::new(0),
         }
     }

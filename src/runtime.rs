@@ -186,7 +186,7 @@ struct Inner {
     events: bool,
     /// In-process fast path so one citizen's turns queue here rather than on the database
     /// lock; the database transaction is the real guard.
-    locks: DashMap<i64, Arc<Mutex<()>>>,
+    locks: DashMap<i64, Arc<Mutex<()>>, foldhash::fast::RandomState>,
     /// The conversations this process saved, parsed, for the citizens' next turns.
     conversations: ParsedConversations,
     /// Woken after every commit that wrote outbox rows.
@@ -294,7 +294,7 @@ impl RuntimeBuilder {
                 engine: self.engine,
                 catalog: Catalog::global(),
                 events: self.events,
-                locks: DashMap::new(),
+                locks: DashMap::default(),
                 conversations: ParsedConversations::new(),
                 wake: self.wake,
                 replies_wake: Arc::new(Notify::new()),

@@ -1,8 +1,8 @@
 //! The Fluent catalog: every user-facing text, from `locales/en/*.ftl` and `locales/hi/*.ftl`,
 //! embedded at build time so the engine stays free of IO.
 
+use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use fluent_bundle::concurrent::FluentBundle;

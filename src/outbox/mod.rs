@@ -695,8 +695,8 @@ async fn handed_over(handed: &mut Option<handoff::Receiver>) -> Option<HandedOff
 #[derive(Default)]
 struct InFlight {
     set: JoinSet<Result<(), StoreError>>,
-    rows: HashMap<tokio::task::Id, OutboxRow>,
-    marked: std::collections::HashSet<tokio::task::Id>,
+    rows: foldhash::HashMap<tokio::task::Id, OutboxRow>,
+    marked: foldhash::HashSet<tokio::task::Id>,
 }
 
 impl InFlight {

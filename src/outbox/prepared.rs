@@ -10,7 +10,7 @@ use tokio::time::Instant;
 /// Values read for outbox rows, each taken once by its row's send, and only while it is
 /// recent enough to stand in for a read at send time.
 pub struct Prepared<T> {
-    values: DashMap<i64, (Instant, T)>,
+    values: DashMap<i64, (Instant, T), foldhash::fast::RandomState>,
     fresh_for: Duration,
     /// A bound for rows prepared and never sent (a batch handed back at shutdown).
     max: usize,
@@ -19,7 +19,7 @@ pub struct Prepared<T> {
 impl<T> Prepared<T> {
     pub fn new(fresh_for: Duration, max: usize) -> Self {
         Prepared {
-            values: DashMap::new(),
+            values: DashMap::default(),
             fresh_for,
             max,
         }

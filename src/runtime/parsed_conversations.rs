@@ -21,7 +21,7 @@ use super::restore;
 const KEPT: usize = 2048;
 
 pub(super) struct ParsedConversations {
-    entries: DashMap<i64, Entry>,
+    entries: DashMap<i64, Entry, foldhash::fast::RandomState>,
     /// Saves so far: the age of an entry is counted in saves made since it was last touched.
     saves: AtomicU64,
 }
@@ -36,7 +36,7 @@ struct Entry {
 impl ParsedConversations {
     pub(super) fn new() -> ParsedConversations {
         ParsedConversations {
-            entries: DashMap::new(),
+            entries: DashMap::default(),
             saves: AtomicU64::new(0),
         }
     }

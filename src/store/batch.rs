@@ -9,7 +9,7 @@
 //! writes (replies, processed marks, the conversation) back to be written together at
 //! [`Batch::commit`].
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use flows::message::{Channel, Inbound};
 use sqlx::Row;

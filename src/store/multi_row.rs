@@ -63,7 +63,8 @@ pub(super) fn statement_text(
     build: impl FnOnce() -> String,
 ) -> Arc<str> {
     type Key = (&'static str, Backend, usize);
-    static TEXTS: LazyLock<DashMap<Key, Arc<str>>> = LazyLock::new(DashMap::new);
+    static TEXTS: LazyLock<DashMap<Key, Arc<str>, foldhash::fast::RandomState>> =
+        LazyLock::new(DashMap::default);
     let key = (name, backend, rows);
     if let Some(text) = TEXTS.get(&key) {
         return text.clone();

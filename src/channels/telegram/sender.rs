@@ -308,7 +308,7 @@ pub enum Pace {
 pub struct ChatPacer {
     private: Rate,
     group: Rate,
-    slots: DashMap<i64, Instant>,
+    slots: DashMap<i64, Instant, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -336,7 +336,7 @@ impl ChatPacer {
         ChatPacer {
             private: Rate::new(Duration::from_secs(1) / per_second.max(1), burst),
             group: Rate::new(GROUP_INTERVAL, burst),
-            slots: DashMap::new(),
+            slots: DashMap::default(),
         }
     }
 
