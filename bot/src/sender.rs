@@ -1,6 +1,7 @@
 //! Sending to Telegram, and what each failure means for the outbox: `sendMessage`, the hot
-//! path, is posted directly with teloxide's client and types ([`TelegramSender::send_messages`]);
-//! every other call is teloxide's own request.
+//! path, is posted directly with teloxide's client and types ([`TelegramSender::send_messages`]),
+//! and so is `getUpdates`, whose updates are left raw for [`crate::inbound::read_update`]
+//! ([`TelegramSender::get_updates`]); every other call is teloxide's own request.
 //!
 //! teloxide parses the response body, not the HTTP status (shared/spec/protocol-facts.md §2.7):
 //! `parameters.retry_after` → `RequestError::RetryAfter`, known descriptions → `ApiError`
@@ -17,10 +18,12 @@ use std::sync::Arc;
 use flows::catalog::Rendered;
 use flows::delivery::SendOutcome;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use teloxide::payloads::{
-    AnswerCallbackQuerySetters, DeleteWebhookSetters, SendMessage, SetMyCommandsSetters,
-    SetWebhookSetters,
+    AnswerCallbackQuerySetters, DeleteWebhookSetters, GetUpdates, SendMessage,
+    SetMyCommandsSetters, SetWebhookSetters,
 };
 use teloxide::requests::{Payload, Requester};
 use teloxide::types::{
@@ -103,6 +106,8 @@ pub struct TelegramSender {
     /// for each call. `None` if the bot's API URL cannot take path segments (teloxide itself
     /// would panic on it).
     send_message_url: Option<reqwest::Url>,
+    /// `{api}/bot{token}/getUpdates`, the same way.
+    get_updates_url: Option<reqwest::Url>,
 }
 
 impl fmt::Debug for TelegramSender {
@@ -117,10 +122,12 @@ impl fmt::Debug for TelegramSender {
 impl TelegramSender {
     pub fn new(bot: Bot) -> Self {
         let send_message_url = method_url(&bot, <SendMessage as Payload>::NAME);
+        let get_updates_url = method_url(&bot, <GetUpdates as Payload>::NAME);
         TelegramSender {
             bot,
             options: RenderOptions::default(),
             send_message_url,
+            get_updates_url,
         }
     }
 
@@ -300,7 +307,38 @@ impl TelegramSender {
     /// errors), so [`classify`] reads them the same way. Unlike teloxide, a 5xx answer is
     /// not held for 10 s before it is read: the outbox backs off on its own.
     async fn send_message(&self, payload: &SendMessage) -> Result<i32, RequestError> {
-        let Some(url) = &self.send_message_url else {
+        let sent: SentMessageId = self.call(&self.send_message_url, payload).await?;
+        Ok(sent.message_id)
+    }
+
+    /// `getUpdates` (long polling): the updates after `offset`, at most `limit`, waiting up to
+    /// `timeout_secs` for the first. Each update is left as its raw JSON, to be read like a
+    /// webhook body ([`crate::inbound::read_updates`]): teloxide's `Vec<Update>` reads every
+    /// update into flattened enums that buffer all its fields and try each variant in turn
+    /// (~42 k instructions an update under load, several times the webhook's reader).
+    pub async fn get_updates(
+        &self,
+        offset: Option<i32>,
+        limit: u8,
+        timeout_secs: u32,
+    ) -> Result<Vec<Box<RawValue>>, RequestError> {
+        let mut payload = GetUpdates::new();
+        payload.offset = offset;
+        payload.limit = Some(limit.clamp(1, 100));
+        payload.timeout = Some(timeout_secs);
+        payload.allowed_updates = Some(allowed_updates());
+        self.call(&self.get_updates_url, &payload).await
+    }
+
+    /// Posts `payload` as JSON to `url` with teloxide's client and reads the answer as
+    /// teloxide would: `result` when `ok`, else `retry_after`, a chat migration or the
+    /// description as an [`ApiError`].
+    async fn call<T: DeserializeOwned>(
+        &self,
+        url: &Option<reqwest::Url>,
+        payload: &impl Serialize,
+    ) -> Result<T, RequestError> {
+        let Some(url) = url else {
             return Err(RequestError::Api(ApiError::Unknown(
                 "Bad Request: the Bot API URL cannot take a method path".into(),
             )));
@@ -322,24 +360,24 @@ impl TelegramSender {
             source: Arc::new(source),
             raw: String::from_utf8_lossy(&bytes).into(),
         };
-        let answer: SendAnswer = serde_json::from_slice(&bytes).map_err(invalid)?;
+        let answer: Answer<T> = serde_json::from_slice(&bytes).map_err(invalid)?;
         match answer {
-            SendAnswer {
+            Answer {
                 ok: true,
-                result: Some(sent),
+                result: Some(result),
                 ..
-            } => Ok(sent.message_id),
-            SendAnswer {
+            } => Ok(result),
+            Answer {
                 ok: false,
                 parameters: Some(ResponseParameters::RetryAfter(secs)),
                 ..
             } => Err(RequestError::RetryAfter(secs)),
-            SendAnswer {
+            Answer {
                 ok: false,
                 parameters: Some(ResponseParameters::MigrateToChatId(to)),
                 ..
             } => Err(RequestError::MigrateToChatId(to)),
-            SendAnswer {
+            Answer {
                 ok: false,
                 description: Some(error),
                 ..
@@ -363,12 +401,13 @@ fn method_url(bot: &Bot, method: &str) -> Option<reqwest::Url> {
     Some(url)
 }
 
-/// A `sendMessage` answer, as far as the outbox needs it (serde skips the rest unparsed).
+/// A Bot API answer, as far as its caller needs it (serde skips the rest unparsed).
 #[derive(Deserialize)]
-struct SendAnswer {
+#[serde(bound = "T: DeserializeOwned")]
+struct Answer<T> {
     ok: bool,
-    #[serde(default)]
-    result: Option<SentMessageId>,
+    #[serde(default = "Option::default")]
+    result: Option<T>,
     #[serde(default)]
     description: Option<ApiError>,
     #[serde(default)]

@@ -23,12 +23,10 @@ use axum::routing::post;
 use flows::delivery::SendOutcome;
 use subtle::ConstantTimeEq;
 use teloxide::RequestError;
-use teloxide::payloads::GetUpdatesSetters;
-use teloxide::requests::{Request as _, Requester};
 
-use crate::inbound::{TelegramEvent, read_update, translate_all};
+use crate::inbound::{TelegramEvent, read_update, read_updates};
 use crate::sender::{
-    TelegramError, TelegramSender, allowed_updates, classify, is_conflict, json_position, loggable,
+    TelegramError, TelegramSender, classify, is_conflict, json_position, loggable,
 };
 
 /// The route Telegram posts updates to in webhook mode.
@@ -105,7 +103,6 @@ pub async fn run_polling(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
-    let bot = sender.bot().clone();
 
     if config.delete_webhook_first {
         let mut failures = 0;
@@ -141,27 +138,20 @@ pub async fn run_polling(
     let mut failures: u32 = 0;
     let mut conflicts: u32 = 0;
     loop {
-        let mut request = bot
-            .get_updates()
-            .timeout(config.timeout_secs)
-            .limit(config.limit.clamp(1, 100))
-            .allowed_updates(allowed_updates());
-        if let Some(offset) = offset {
-            request = request.offset(offset);
-        }
+        let request = sender.get_updates(offset, config.limit, config.timeout_secs);
         let result = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            r = request.send() => r,
+            r = request => r,
         };
         let wait = match result {
             Ok(updates) => {
                 conflicts = 0;
-                let Some(last) = updates.iter().map(|u| u.id.0).max() else {
+                let (last, events) = read_updates(&updates);
+                let Some(last) = last else {
                     failures = 0;
                     continue;
                 };
-                let events = translate_all(&updates);
                 // Not raced against shutdown: a half-done store is rolled back, not lost, but
                 // finishing lets the offset move on.
                 match sink.accept(events.clone()).await {
@@ -212,7 +202,7 @@ pub async fn run_polling(
 
     if let Some(offset) = offset {
         // Confirm what is stored; whatever this returns is not confirmed and is left alone.
-        let confirm = bot.get_updates().offset(offset).limit(1).timeout(0).send();
+        let confirm = sender.get_updates(Some(offset), 1, 0);
         if tokio::time::timeout(Duration::from_secs(3), confirm)
             .await
             .is_err()
