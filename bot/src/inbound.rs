@@ -263,11 +263,6 @@ pub fn translate(update: &Update) -> Vec<TelegramEvent> {
     vec![event]
 }
 
-/// Translates a batch, in `update_id` order as received.
-pub fn translate_all(updates: &[Update]) -> Vec<TelegramEvent> {
-    updates.iter().flat_map(translate).collect()
-}
-
 fn ignored(update_id: u32, reason: &str) -> TelegramEvent {
     TelegramEvent::Ignored {
         update_id,
@@ -669,7 +664,10 @@ mod tests {
         let with_stray = format!(r#"[{}, {{"ok": 1}}, 7]"#, updates.join(","));
         let raw: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(&with_stray).unwrap();
         let (last, events) = read_updates(&raw);
-        assert_eq!(events, translate_all(&teloxide));
+        assert_eq!(
+            events,
+            teloxide.iter().flat_map(translate).collect::<Vec<_>>()
+        );
         assert_eq!(last, teloxide.iter().map(|u| u.id.0).max());
         assert_eq!(read_updates(&[]), (None, Vec::new()));
     }
