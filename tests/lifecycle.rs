@@ -683,6 +683,25 @@ async fn file_item(
     on: (i32, u32, u32),
     station: &str,
 ) -> Reference {
+    let (mut turn, report) = item_turn(h, who, kind, category, identifier, on, station).await;
+    turn.file_report(&report, h.time(), rt.notices())
+        .await
+        .unwrap();
+    turn.commit().await.unwrap();
+    report.reference
+}
+
+/// The turn of terminal citizen `who` (their row locked) and the lost or found item report
+/// it would file.
+async fn item_turn(
+    h: &Harness,
+    who: &str,
+    kind: flows::reference::ReportKind,
+    category: &str,
+    identifier: Option<&str>,
+    on: (i32, u32, u32),
+    station: &str,
+) -> (seva::store::Turn, flows::effect::NewReport) {
     let citizen = h
         .store
         .ensure_citizen(flows::message::Channel::Terminal, who, h.time())
@@ -699,12 +718,88 @@ async fn file_item(
         attachments: Vec::new(),
         ..common::report(&format!("{who}-{category}-{}", reference), reference)
     };
-    let mut turn = h.store.lock_citizen(citizen.id).await.unwrap();
-    turn.file_report(&report, h.time(), rt.notices())
+    (h.store.lock_citizen(citizen.id).await.unwrap(), report)
+}
+
+/// PostgreSQL (SQLite's single writer files one report at a time anyway): lost reports of
+/// one item type and district, filed at the same moment, do not wait for each other (they
+/// cannot match each other), but a found one filed meanwhile waits for them to commit, and
+/// then sees and links them.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_items_file_side_by_side_and_a_found_one_waits_to_see_them() {
+    use flows::reference::ReportKind::{Found, Lost};
+    let Some(db) = common::TestDb::postgres().await else {
+        return;
+    };
+    let h = Harness::on(db).await;
+    let rt = runtime(&h, false);
+    const IMEI: &str = "490154203237518";
+    let on = (2026, 11, 20);
+    let (mut first, first_report) =
+        item_turn(&h, "asha", Lost, "mobile", Some(IMEI), on, "patna-kotwali").await;
+    first
+        .file_report(&first_report, h.time(), rt.notices())
         .await
         .unwrap();
-    turn.commit().await.unwrap();
-    reference
+
+    // The first lost phone is filed and not committed: a second one goes through.
+    let (mut second, second_report) = item_turn(
+        &h,
+        "ravi",
+        Lost,
+        "mobile",
+        Some("356938035643809"),
+        on,
+        "patna-kotwali",
+    )
+    .await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        second.file_report(&second_report, h.time(), rt.notices()),
+    )
+    .await
+    .expect("a lost report waited for another lost one")
+    .unwrap();
+    second.commit().await.unwrap();
+
+    // A found phone waits for the first lost one's commit, then links to it.
+    let (mut found_turn, found_report) = item_turn(
+        &h,
+        "meena",
+        Found,
+        "mobile",
+        Some(IMEI),
+        (2026, 11, 25),
+        "patna-gandhi-maidan",
+    )
+    .await;
+    let filing = async {
+        found_turn
+            .file_report(&found_report, h.time(), rt.notices())
+            .await
+            .unwrap();
+        found_turn.commit().await.unwrap();
+        std::time::Instant::now()
+    };
+    let committing = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let at = std::time::Instant::now();
+        first.commit().await.unwrap();
+        at
+    };
+    let (filed_at, committed_at) = tokio::join!(filing, committing);
+    assert!(
+        filed_at > committed_at,
+        "a found report did not wait for an uncommitted lost one"
+    );
+    let matches = h
+        .store
+        .report_detail(&Scope::State, &first_report.reference)
+        .await
+        .unwrap()
+        .unwrap()
+        .matches;
+    assert_eq!(matches.len(), 1, "{matches:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -957,12 +957,18 @@ async fn match_lost_and_found(
         return Ok(0);
     };
     // PostgreSQL: two lost and found reports of one item type and district filed at the same
-    // moment (two citizens, two replicas) would each miss the other, uncommitted. Matching
-    // takes turns per item type and district instead, as SQLite's single writer does.
+    // moment (two citizens, two replicas) would each miss the other, uncommitted. A found one
+    // is matched alone per item type and district (the lock, held to the commit, exclusive),
+    // as SQLite's single writer does. Lost ones share it: two lost reports never match each
+    // other, and a city's many lost phones would otherwise file one batch at a time.
     if backend == Backend::Postgres {
-        sqlx::query(
-            "select pg_advisory_xact_lock(hashtextextended('seva:match:' || $1 || ':' || $2, 0))",
-        )
+        let lock = match report.kind {
+            ReportKind::Found => "pg_advisory_xact_lock",
+            _ => "pg_advisory_xact_lock_shared",
+        };
+        sqlx::query(&format!(
+            "select {lock}(hashtextextended('seva:match:' || $1 || ':' || $2, 0))"
+        ))
         .bind(&report.category)
         .bind(district)
         .execute(&mut **tx)
