@@ -960,7 +960,9 @@ async fn match_lost_and_found(
     // moment (two citizens, two replicas) would each miss the other, uncommitted. A found one
     // is matched alone per item type and district (the lock, held to the commit, exclusive),
     // as SQLite's single writer does. Lost ones share it: two lost reports never match each
-    // other, and a city's many lost phones would otherwise file one batch at a time.
+    // other, and a city's many lost phones would otherwise file one batch at a time. Two
+    // batches that each hold it shared and then want it alone deadlock; PostgreSQL fails one,
+    // and its messages are handled one by one, as after any failed batch.
     if backend == Backend::Postgres {
         let lock = match report.kind {
             ReportKind::Found => "pg_advisory_xact_lock",
