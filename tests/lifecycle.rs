@@ -799,7 +799,7 @@ async fn lost_items_file_side_by_side_and_a_found_one_waits_to_see_them() {
         .unwrap()
         .unwrap()
         .matches;
-    assert_eq!(matches.len(), 1, "{matches:?}");
+    assert_eq!(matches, [found_report.reference.to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
