@@ -9,11 +9,13 @@
 
 use serde::Serialize;
 
-/// One candidate against the first binary, on one channel and database.
+/// One candidate against the first binary, on one channel and database, at one number of
+/// citizens.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
     pub channel: String,
     pub database: String,
+    pub citizens: usize,
     /// 1-based position in `--seva` (the first binary, the baseline, is 1).
     pub candidate: usize,
     /// Candidate's replies/s over the baseline's, one per round with both.
@@ -32,6 +34,7 @@ pub struct Comparison {
 pub struct Run<'a> {
     pub channel: &'a str,
     pub database: &'a str,
+    pub citizens: usize,
     pub round: usize,
     /// 1-based position in `--seva`.
     pub binary: usize,
@@ -48,24 +51,26 @@ pub fn order(round: usize, binaries: usize) -> Vec<usize> {
     order
 }
 
-/// Every candidate (binary 2, 3, …) against binary 1, per channel and database, from the rounds
-/// in which both ran. Rounds a binary did not finish are left out of its pairs.
+/// Every candidate (binary 2, 3, …) against binary 1, per channel, database and number of
+/// citizens, from the rounds in which both ran. Rounds a binary did not finish are left out of
+/// its pairs.
 pub fn compare(runs: &[Run<'_>]) -> Vec<Comparison> {
-    let mut groups: Vec<(&str, &str, usize)> = runs
+    let mut groups: Vec<(&str, &str, usize, usize)> = runs
         .iter()
         .filter(|r| r.binary > 1)
-        .map(|r| (r.channel, r.database, r.binary))
+        .map(|r| (r.channel, r.database, r.citizens, r.binary))
         .collect();
     groups.sort();
     groups.dedup();
     groups
         .into_iter()
-        .filter_map(|(channel, database, candidate)| {
+        .filter_map(|(channel, database, citizens, candidate)| {
             let rate = |binary: usize, round: usize| {
                 runs.iter()
                     .find(|r| {
                         r.channel == channel
                             && r.database == database
+                            && r.citizens == citizens
                             && r.binary == binary
                             && r.round == round
                     })
@@ -84,6 +89,7 @@ pub fn compare(runs: &[Run<'_>]) -> Vec<Comparison> {
             summarize(ratios).map(|s| Comparison {
                 channel: channel.to_owned(),
                 database: database.to_owned(),
+                citizens,
                 candidate,
                 ..s
             })
@@ -98,15 +104,12 @@ fn summarize(ratios: Vec<f64>) -> Option<Comparison> {
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    let median = if !n.is_multiple_of(2) {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
+    let median = median_of_sorted(&sorted);
     let geometric_mean = (sorted.iter().map(|r| r.ln()).sum::<f64>() / n as f64).exp();
     Some(Comparison {
         channel: String::new(),
         database: String::new(),
+        citizens: 0,
         candidate: 0,
         faster_rounds: ratios.iter().filter(|&&r| r > 1.0).count(),
         min: sorted[0],
@@ -117,6 +120,16 @@ fn summarize(ratios: Vec<f64>) -> Option<Comparison> {
     })
 }
 
+/// The middle value of a sorted, non-empty slice (the mean of the two middle ones when even).
+pub fn median_of_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if !n.is_multiple_of(2) {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +138,7 @@ mod tests {
         Run {
             channel,
             database: "sqlite",
+            citizens: 64,
             round,
             binary,
             replies_per_sec: rate,
@@ -194,6 +208,26 @@ mod tests {
         assert_eq!(find("whatsapp", 2).ratios, vec![0.9]);
         assert_eq!(find("whatsapp", 3).ratios, vec![1.2]);
         assert_eq!(find("telegram", 2).ratios, vec![1.05]);
+    }
+
+    #[test]
+    fn rounds_at_different_numbers_of_citizens_are_not_paired() {
+        // Round 1 ran at 16 and at 256 citizens; only runs at the same load are compared.
+        let at = |citizens, binary, rate| Run {
+            citizens,
+            ..run("telegram", 1, binary, rate)
+        };
+        let runs = [
+            at(16, 1, 500.0),
+            at(16, 2, 550.0),
+            at(256, 1, 1000.0),
+            at(256, 2, 900.0),
+        ];
+        let c = compare(&runs);
+        let by = |citizens: usize| c.iter().find(|x| x.citizens == citizens).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(by(16).ratios, vec![1.1]);
+        assert_eq!(by(256).ratios, vec![0.9]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! * [`journeys`] — what the virtual citizens type.
 //! * [`limit`] — which side of a run was saturated (is echo's figure its ceiling?).
 //! * [`load`] — the closed loop and its measurements.
+//! * [`summary`] — the median ratio to echo per channel, database and number of citizens.
 //! * [`target`] — spawning, pinning and watching the process under load.
 
 mod burst;
@@ -17,6 +18,7 @@ mod fake;
 mod journeys;
 mod limit;
 mod load;
+mod summary;
 mod target;
 
 use std::net::SocketAddr;
@@ -103,9 +105,10 @@ struct RunArgs {
     /// such as `postgres://postgres@127.0.0.1:5432` (a fresh database per run, dropped after).
     #[arg(long = "db", value_delimiter = ',', default_values = ["sqlite"])]
     databases: Vec<String>,
-    /// Virtual citizens (concurrent closed loops).
-    #[arg(long, default_value_t = 64)]
-    citizens: usize,
+    /// Virtual citizens (concurrent closed loops); several (`16,64,256`) run every channel's
+    /// rounds at each number in turn.
+    #[arg(long, value_delimiter = ',', default_values_t = [64])]
+    citizens: Vec<usize>,
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 3)]
     warmup: u64,
@@ -379,6 +382,9 @@ fn default_stations() -> PathBuf {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
+    if args.citizens.contains(&0) {
+        return Err("--citizens: every number of citizens must be at least 1".to_owned());
+    }
     let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let seva = if args.seva.is_empty() {
         vec![seva_path(None)?]
@@ -406,31 +412,42 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     eprintln!(
         "seva-load: {} citizens, {} s warm-up + {} s measured per run, pinned: {}, load average: {}",
-        args.citizens,
+        args.citizens
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         args.warmup,
         args.duration,
         args.pin,
         load_average()
     );
     let mut rows = Vec::new();
-    for channel in &args.channels {
-        for round in 1..=args.rounds {
-            let mut echo_rate = None;
-            if !args.no_echo {
-                let row = run_one(&args, &mut shared, *channel, round, None).await?;
-                echo_rate = Some(row.replies_per_sec);
-                print_row(&row);
-                rows.push(row);
-            }
-            if !args.no_seva {
-                for db in &args.databases {
-                    for binary in compare::order(round, shared.seva.len()) {
-                        let mut row =
-                            run_one(&args, &mut shared, *channel, round, Some((db, binary)))
-                                .await?;
-                        row.ratio_to_echo = echo_rate.map(|e| row.replies_per_sec / e.max(1e-9));
-                        print_row(&row);
-                        rows.push(row);
+    for &citizens in &args.citizens {
+        for &channel in &args.channels {
+            for round in 1..=args.rounds {
+                let at = Slot {
+                    channel,
+                    citizens,
+                    round,
+                };
+                let mut echo_rate = None;
+                if !args.no_echo {
+                    let row = run_one(&args, &mut shared, at, None).await?;
+                    echo_rate = Some(row.replies_per_sec);
+                    print_row(&row);
+                    rows.push(row);
+                }
+                if !args.no_seva {
+                    for db in &args.databases {
+                        for binary in compare::order(round, shared.seva.len()) {
+                            let mut row =
+                                run_one(&args, &mut shared, at, Some((db, binary))).await?;
+                            row.ratio_to_echo =
+                                echo_rate.map(|e| row.replies_per_sec / e.max(1e-9));
+                            print_row(&row);
+                            rows.push(row);
+                        }
                     }
                 }
             }
@@ -438,6 +455,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     eprintln!("load average after: {}", load_average());
     print_table(&rows);
+    print_ratio_summary(&rows);
     print_comparisons(&shared.seva, &rows);
     for r in rows
         .iter()
@@ -469,15 +487,23 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
+/// Where a run sits in `run`'s loops: its channel, number of citizens and round.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    channel: Channel,
+    citizens: usize,
+    round: usize,
+}
+
 /// One target under the load, from start to stop: echo when `seva` is `None`, else the
 /// database and the position of the binary in `--seva` (0-based).
 async fn run_one(
     args: &RunArgs,
     shared: &mut Shared,
-    channel: Channel,
-    round: usize,
+    at: Slot,
     seva: Option<(&String, usize)>,
 ) -> Result<Row, String> {
+    let channel = at.channel;
     shared.runs += 1;
     let n = shared.runs;
     let listen = target::free_port().map_err(|e| e.to_string())?;
@@ -539,7 +565,7 @@ async fn run_one(
             (name, Some((binary, label)), opts.spawn(listen, pin, log))
         }
     };
-    let result = measure(args, shared, channel, round, &name, which, spawn).await;
+    let result = measure(args, shared, at, &name, which, spawn).await;
     if let Some((base, name)) = pg_db {
         target::drop_postgres_db(&base, &name);
     }
@@ -549,12 +575,16 @@ async fn run_one(
 async fn measure(
     args: &RunArgs,
     shared: &mut Shared,
-    channel: Channel,
-    round: usize,
+    at: Slot,
     name: &str,
     seva: Option<(usize, &'static str)>,
     spawn: Spawn,
 ) -> Result<Row, String> {
+    let Slot {
+        channel,
+        citizens,
+        round,
+    } = at;
     let is_echo = seva.is_none();
     let target = Target::start(spawn).await?;
     let timeout = Duration::from_secs(args.timeout);
@@ -586,7 +616,7 @@ async fn measure(
     };
     let first_identity = shared.identity + 1;
     let spec = LoadSpec {
-        citizens: args.citizens,
+        citizens,
         warmup: Duration::from_secs(args.warmup),
         duration: Duration::from_secs(args.duration),
         timeout,
@@ -631,7 +661,7 @@ async fn measure(
         round,
         target: name.to_owned(),
         seva,
-        citizens: args.citizens,
+        citizens,
         replies_per_sec: measured.replies_per_sec(),
         ratio_to_echo: None,
         p50_ms: ms(percentile(&lat, 50.0)),
@@ -656,9 +686,10 @@ async fn measure(
 
 fn print_row(row: &Row) {
     eprintln!(
-        "  {} round {} {}: {:.0} replies/s{}, p50 {:.2} ms, p99 {:.2} ms, errors {}, timeouts {}, journeys {:?}, peak RSS {:.1} MiB, cpu target {:.2} load {:.2} (limited by {}){}",
+        "  {} round {} ({} citizens) {}: {:.0} replies/s{}, p50 {:.2} ms, p99 {:.2} ms, errors {}, timeouts {}, journeys {:?}, peak RSS {:.1} MiB, cpu target {:.2} load {:.2} (limited by {}){}",
         row.channel.as_str(),
         row.round,
+        row.citizens,
         row.target,
         row.replies_per_sec,
         row.ratio_to_echo
@@ -688,6 +719,7 @@ fn seva_runs(rows: &[Row]) -> Vec<compare::Run<'_>> {
             Some(compare::Run {
                 channel: r.channel.as_str(),
                 database,
+                citizens: r.citizens,
                 round: r.round,
                 binary: binary + 1,
                 replies_per_sec: r.replies_per_sec,
@@ -708,14 +740,15 @@ fn print_comparisons(binaries: &[PathBuf], rows: &[Row]) {
     }
     println!();
     println!(
-        "| channel | db | candidate | rounds | × seva#1 median | geometric mean | min | max | faster in |"
+        "| channel | db | citizens | candidate | rounds | × seva#1 median | geometric mean | min | max | faster in |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for c in compare::compare(&runs) {
         println!(
-            "| {} | {} | seva#{} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {}/{} |",
+            "| {} | {} | {} | seva#{} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {}/{} |",
             c.channel,
             c.database,
+            c.citizens,
             c.candidate,
             c.ratios.len(),
             c.median,
@@ -738,16 +771,51 @@ fn ratio_cell(row: &Row) -> String {
     }
 }
 
+/// Seva's runs with echo in their round, as the summary needs them.
+fn ratio_runs(rows: &[Row]) -> Vec<summary::RatioRun<'_>> {
+    rows.iter()
+        .filter_map(|r| {
+            let (binary, database) = r.seva?;
+            Some(summary::RatioRun {
+                channel: r.channel.as_str(),
+                database,
+                binary: binary + 1,
+                citizens: r.citizens,
+                ratio: r.ratio_to_echo?,
+            })
+        })
+        .collect()
+}
+
+/// The median ratio to echo over the rounds of each channel, database, binary and number of
+/// citizens (nothing without echo).
+fn print_ratio_summary(rows: &[Row]) {
+    let summaries = summary::summarize(&ratio_runs(rows));
+    if summaries.is_empty() {
+        return;
+    }
+    println!();
+    println!("| channel | db | seva | citizens | rounds | × echo median | min | max |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for s in summaries {
+        println!(
+            "| {} | {} | #{} | {} | {} | {:.3} | {:.3} | {:.3} |",
+            s.channel, s.database, s.binary, s.citizens, s.rounds, s.median, s.min, s.max,
+        );
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!(
-        "| channel | round | target | replies/s | × echo | p50 ms | p90 ms | p99 ms | max ms | ack p99 ms | errors | timeouts | journeys (C/L/S) | peak RSS MiB | target CPU | load CPU | limited by | ready ms |"
+        "| channel | round | citizens | target | replies/s | × echo | p50 ms | p90 ms | p99 ms | max ms | ack p99 ms | errors | timeouts | journeys (C/L/S) | peak RSS MiB | target CPU | load CPU | limited by | ready ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{}/{} | {:.1} | {:.2} | {:.2} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{}/{} | {:.1} | {:.2} | {:.2} | {} | {:.0} |",
             r.channel.as_str(),
             r.round,
+            r.citizens,
             r.target,
             r.replies_per_sec,
             ratio_cell(r),
