@@ -462,10 +462,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .filter(|r| r.target == "echo" && !r.limited_by.reached_ceiling())
     {
         eprintln!(
-            "note: {} round {}: echo used {:.2} of its core and the load tool {:.2}: echo's figure \
-             is below its ceiling, so that round's ratios are upper bounds",
+            "note: {} round {} ({} citizens): echo used {:.2} of its core and the load tool {:.2}: \
+             echo's figure is below its ceiling, so that round's ratios are upper bounds",
             r.channel.as_str(),
             r.round,
+            r.citizens,
             r.target_cpu,
             r.load_cpu,
         );
