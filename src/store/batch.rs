@@ -11,8 +11,8 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 
+use super::sql;
 use flows::message::{Channel, Inbound};
-use sqlx::Row;
 
 use super::multi_row::{padded, padded_list, statement_text, value_rows, values_source};
 use super::ride_along::OpenBatch;
@@ -217,7 +217,7 @@ async fn upsert_citizens(
                 ),
             )
         });
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(&sql);
         for ((channel, sender), written) in chunk {
             query = query
                 .bind(channel.as_str())
@@ -268,7 +268,7 @@ async fn insert_inbox<'m>(
                 ),
             )
         });
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(&sql);
         for &i in chunk {
             let m = msgs[i];
             let (citizen_id, processed_at) = citizen(i);
@@ -371,7 +371,7 @@ impl Batch {
                     ),
                 )
             });
-            let mut query = sqlx::query(&sql);
+            let mut query = sql::query(&sql);
             for &id in &ids {
                 query = query.bind(id);
             }
@@ -383,7 +383,7 @@ impl Batch {
             let sql = statement_text("batch leftovers", backend, ids.len(), || {
                 leftovers_sql(backend, ids.len())
             });
-            let mut query = sqlx::query(&sql);
+            let mut query = sql::query(&sql);
             for id in &ids {
                 query = query.bind(*id);
             }
@@ -507,7 +507,7 @@ impl Batch {
                         ),
                     )
                 });
-                let mut query = sqlx::query(&sql).bind(now).bind(note);
+                let mut query = sql::query(&sql).bind(now).bind(note);
                 for id in chunk {
                     query = query.bind(id);
                 }
@@ -533,7 +533,7 @@ impl Batch {
                     )
                 },
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sql::query(&sql);
             for (citizen_id, state) in chunk {
                 query = query.bind(*citizen_id).bind(state).bind(now);
             }
@@ -605,7 +605,7 @@ async fn claimable_rows(
                     ),
                 )
             });
-            let mut query = sqlx::query(&sql).bind(channel.as_str());
+            let mut query = sql::query(&sql).bind(channel.as_str());
             for recipient in &chunk {
                 query = query.bind(*recipient);
             }
@@ -666,7 +666,7 @@ async fn insert_outbox_rows(
             ),
         )
     });
-    let mut query = sqlx::query(&sql);
+    let mut query = sql::query(&sql);
     for row in rows {
         query = bind_outbox_columns(query, row)
             .bind(now)

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::sql;
 use super::{Backend, Store};
 
 /// Between checkpoints: short enough that the WAL a busy moment writes in the meantime
@@ -40,7 +41,7 @@ impl Store {
                 _ = tokio::time::sleep(EVERY) => {}
                 changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
             }
-            if let Err(e) = sqlx::query("pragma wal_checkpoint(passive)")
+            if let Err(e) = sql::query("pragma wal_checkpoint(passive)")
                 .execute(&self.pool)
                 .await
             {
@@ -65,7 +66,7 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        sqlx::query("create table ballast (b blob)")
+        sql::query("create table ballast (b blob)")
             .execute(&store.pool)
             .await
             .unwrap();
@@ -74,7 +75,7 @@ mod tests {
 
     /// Commits about `mib` MiB of rows (256 WAL pages per MiB).
     async fn commit_ballast(store: &Store, mib: usize) {
-        sqlx::query(&format!(
+        sql::query(&format!(
             "with recursive n(i) as (select 1 union all select i + 1 from n where i < {}) \
              insert into ballast select randomblob(1000) from n",
             mib * 1000

@@ -3,8 +3,10 @@
 //! [`Store`] is the pool-level API (transaction 1, the outbox, the CLI); [`Turn`] is transaction
 //! 2, opened by [`Store::lock_citizen`] and holding that citizen's lock until commit.
 //!
-//! One copy of the SQL serves both backends, through sqlx's `Any` driver: statements use `$1`,
-//! `$2`, … placeholders (SQLite reads `$N` as the N-th argument too), integers are `bigint` in
+//! One copy of the SQL serves both backends, through [`sql::query`]: in write transactions
+//! SQLite's writer connection runs it on the caller's thread, and everything else (PostgreSQL,
+//! reads on the pools) goes to sqlx's `Any` driver. Statements use `$1`,
+//! `$2`, … placeholders (bound as the N-th argument on both), integers are `bigint` in
 //! PostgreSQL so they decode as `i64` everywhere, flags are 0/1 integers in both, and new ids
 //! come back with `returning id`. The few statements that differ ask [`Backend`]:
 //!
@@ -32,6 +34,7 @@ mod multi_row;
 mod reports;
 mod retention;
 mod ride_along;
+mod sql;
 pub mod telegram;
 mod turn;
 mod wakeup;
@@ -46,9 +49,10 @@ use std::time::Duration;
 
 use flows::Lang;
 use flows::message::{Channel, Inbound};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sql::Row;
+use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use sqlx::{AnyPool, Executor};
 use tokio::sync::OwnedMutexGuard;
 
 pub use batch::{Batch, BatchAdmission};
@@ -81,34 +85,75 @@ const SMALL_POOL_SIZE: u32 = 2;
 pub const CLAIM_LEASE: i64 = 60;
 
 /// A write transaction; on SQLite it also holds this process's writer slot ([`WriterSlot`]).
-/// Dereferences to the connection, like the transaction it wraps.
+/// Dereferences to its connection, on which [`sql::query`] runs statements.
 pub(crate) struct Tx {
-    tx: Transaction<'static, Any>,
+    // Dropped first: an open transaction rolls back before the slot is free.
+    conn: sql::Conn,
     _slot: Option<OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.tx
+    type Target = sql::Conn;
+    fn deref(&self) -> &sql::Conn {
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+    fn deref_mut(&mut self) -> &mut sql::Conn {
+        &mut self.conn
     }
 }
 
 impl Tx {
     /// Commits, then frees the writer slot.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.conn.commit().await
     }
 
-    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
+    pub(crate) async fn rollback(self) -> Result<()> {
+        self.conn.rollback().await
     }
+}
+
+/// Where a store's write transactions run.
+#[derive(Clone)]
+enum Writes {
+    /// SQLite: one connection, driven on the caller's thread ([`sql`]).
+    Sqlite(sql::SqliteWriter),
+    /// PostgreSQL: the pool.
+    Pool(AnyPool),
+}
+
+/// Set on every SQLite connection, after the busy timeout.
+fn sqlite_setup() -> [String; 5] {
+    [
+        "pragma journal_mode = wal".to_owned(),
+        "pragma synchronous = normal".to_owned(),
+        "pragma foreign_keys = on".to_owned(),
+        // A multi-row insert that may fail halfway keeps a statement journal; in a temp
+        // file that is an open, writes and a close per statement.
+        "pragma temp_store = memory".to_owned(),
+        format!(
+            "pragma wal_autocheckpoint = {}",
+            checkpoint::AUTOCHECKPOINT_PAGES
+        ),
+    ]
+}
+
+/// The writer connection on the SQLite file `url` names.
+fn sqlite_writer(url: &str) -> Result<sql::SqliteWriter> {
+    let url = sqlite_url(url)?;
+    let options = SqliteConnectOptions::from_str(&url)?;
+    let file = options.get_filename();
+    let filename = if url.contains(":memory:") {
+        std::path::PathBuf::from(format!("{}?mode=memory&cache=shared", file.display()))
+    } else {
+        file.to_path_buf()
+    };
+    let setup = sqlite_setup();
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    sql::open_sqlite_writer(&filename, BUSY_TIMEOUT, &setup)
 }
 
 /// A pool of `max_connections` on a SQLite file, each connection set up alike.
@@ -120,18 +165,9 @@ async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool> {
             Box::pin(async move {
                 let busy = format!("pragma busy_timeout = {}", BUSY_TIMEOUT.as_millis());
                 conn.execute(busy.as_str()).await?;
-                conn.execute("pragma journal_mode = wal").await?;
-                conn.execute("pragma synchronous = normal").await?;
-                conn.execute("pragma foreign_keys = on").await?;
-                // A multi-row insert that may fail halfway keeps a statement
-                // journal; in a temp file that is an open, writes and a close
-                // per statement.
-                conn.execute("pragma temp_store = memory").await?;
-                let autocheckpoint = format!(
-                    "pragma wal_autocheckpoint = {}",
-                    checkpoint::AUTOCHECKPOINT_PAGES
-                );
-                conn.execute(autocheckpoint.as_str()).await?;
+                for pragma in sqlite_setup() {
+                    conn.execute(pragma.as_str()).await?;
+                }
                 Ok(())
             })
         })
@@ -156,6 +192,8 @@ fn writer_slot_for(url: &str) -> Arc<tokio::sync::Mutex<()>> {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot prepare the database file: {0}")]
@@ -248,11 +286,12 @@ enum Commits {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Where write transactions run. SQLite: one connection, shared with [`Store::own_pool`]:
+    /// Where write transactions run. SQLite: one connection, shared with [`Store::own_pool`]
+    /// and driven on the caller's thread ([`sql`]):
     /// a connection throws its whole page cache away whenever another connection has
     /// committed, so writes rotating over a pool's connections re-read (and re-parse) the
     /// same b-tree pages in nearly every transaction. PostgreSQL: the pool.
-    writes: AnyPool,
+    writes: Writes,
     backend: Backend,
     wakeups: Arc<wakeup::FleetWakeups>,
     /// PostgreSQL: this pool's commits do not wait for the disk ([`Store::own_pool`]).
@@ -575,7 +614,7 @@ impl Store {
         url: &str,
         max_connections: u32,
         commits: Commits,
-        writes: Option<AnyPool>,
+        writes: Option<Writes>,
     ) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
@@ -604,8 +643,8 @@ impl Store {
         };
         let writes = match (backend, writes) {
             (Backend::Sqlite, Some(shared)) => shared,
-            (Backend::Sqlite, None) => sqlite_pool(url, 1).await?,
-            (Backend::Postgres, _) => pool.clone(),
+            (Backend::Sqlite, None) => Writes::Sqlite(sqlite_writer(url)?),
+            (Backend::Postgres, _) => Writes::Pool(pool.clone()),
         };
         Ok(Store {
             pool,
@@ -654,17 +693,21 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        // On PostgreSQL the same pool: closed already, and closing again is a no-op.
-        self.writes.close().await;
+        // On PostgreSQL the same pool: closed already, and closing again is a no-op. SQLite's
+        // writer closes when its last store is dropped.
+        if let Writes::Pool(pool) = &self.writes {
+            pool.close().await;
+        }
     }
 
     /// A write transaction (see [`Backend::begin`]).
     async fn write(&self) -> Result<Tx> {
         let slot = self.writer_slot().await;
-        Ok(Tx {
-            tx: self.writes.begin_with(self.backend.begin()).await?,
-            _slot: slot,
-        })
+        let conn = match &self.writes {
+            Writes::Sqlite(writer) => sql::begin_sqlite(writer, BUSY_TIMEOUT).await?,
+            Writes::Pool(pool) => sql::Conn::Any(pool.begin_with(self.backend.begin()).await?),
+        };
+        Ok(Tx { conn, _slot: slot })
     }
 
     /// This process's turn to write to the SQLite file (`None` on PostgreSQL, whose row
@@ -721,7 +764,7 @@ impl Store {
              returning {CITIZEN_COLUMNS}"
         );
         let mut tx = self.write().await?;
-        let row = sqlx::query(&upsert)
+        let row = sql::query(&upsert)
             .bind(msg.channel.as_str())
             .bind(&msg.sender)
             .bind(now)
@@ -729,7 +772,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let citizen = citizen_from_row(&row)?;
-        let inbox_id: Option<i64> = sqlx::query_scalar(
+        let inbox_id: Option<i64> = sql::query_scalar(
             "insert into inbox (channel, provider_id, citizen_id, payload, received_at) values ($1, $2, $3, $4, $5) \
              on conflict (channel, provider_id) do nothing returning id",
         )
@@ -788,7 +831,7 @@ impl Store {
         let sql = format!(
             "select {CITIZEN_COLUMNS} from citizens where channel = $1 and external_id = $2"
         );
-        let row = sqlx::query(&sql)
+        let row = sql::query(&sql)
             .bind(channel.as_str())
             .bind(external_id)
             .fetch_optional(&self.pool)
@@ -798,20 +841,17 @@ impl Store {
 
     pub async fn citizen(&self, id: i64) -> Result<Option<Citizen>> {
         let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sql::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| citizen_from_row(&r)).transpose()
     }
 
     /// Citizens with stored but unprocessed messages, oldest waiting first (for the sweeper).
     pub async fn citizens_with_unprocessed(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
+        sql::query_scalar(
             "select citizen_id from inbox where processed_at is null group by citizen_id order by min(id)",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// Transaction 2 for one citizen: holds the citizen's lock until the [`Turn`] commits or
@@ -826,7 +866,7 @@ impl Store {
             Backend::Postgres => " for no key update",
         };
         let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = $1{lock}");
-        let row = sqlx::query(&sql)
+        let row = sql::query(&sql)
             .bind(citizen_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -875,7 +915,7 @@ impl Store {
         if recipient.is_some() {
             sql.push_str(&format!(" and recipient = ${}", channels.len() + 1));
         }
-        let mut q = sqlx::query(&sql);
+        let mut q = sql::query(&sql);
         for c in channels {
             q = q.bind(c.as_str());
         }
@@ -900,7 +940,7 @@ impl Store {
              and id in ({})",
             placeholders(1, ids.len())
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sql::query(&sql);
         for id in ids {
             q = q.bind(*id);
         }
@@ -965,7 +1005,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = self.claim_sql(claim);
-        let mut q = sqlx::query(&sql).bind(now).bind(now + CLAIM_LEASE);
+        let mut q = sql::query(&sql).bind(now).bind(now + CLAIM_LEASE);
         for c in claim.channels {
             q = q.bind(c.as_str());
         }
@@ -1012,7 +1052,7 @@ impl Store {
             // No wait for the disk: the sooner a send is recorded, the fewer sends a crash of
             // this process repeats. Lost only if PostgreSQL itself crashes in the next moment,
             // and then the row is sent again (at least once) — never lost.
-            sqlx::query("set local synchronous_commit = off")
+            sql::query("set local synchronous_commit = off")
                 .execute(&mut *tx)
                 .await?;
         }
@@ -1023,10 +1063,7 @@ impl Store {
 
     pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>> {
         let sql = format!("select {OUTBOX_COLUMNS} from outbox where id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sql::query(&sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(outbox_from_row).transpose()
     }
 
@@ -1039,7 +1076,7 @@ impl Store {
         };
         let sql =
             format!("select {OUTBOX_COLUMNS} from outbox where {filter} order by id desc limit $1");
-        let rows = sqlx::query(&sql)
+        let rows = sql::query(&sql)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
@@ -1050,7 +1087,7 @@ impl Store {
     /// creation time: what the outbox gauges show, counted by the database however deep the
     /// backlog is.
     pub async fn outbox_tallies(&self) -> Result<Vec<OutboxTally>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "select channel, kind, status, count(*) as n, min(created_at) as oldest from outbox \
              where status in ('pending', 'sending', 'dead') group by channel, kind, status",
         )
@@ -1083,7 +1120,7 @@ impl Store {
             "select status from outbox where id = $1{}",
             self.backend.for_update()
         );
-        let status: Option<String> = sqlx::query_scalar(&sql)
+        let status: Option<String> = sql::query_scalar(&sql)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -1091,7 +1128,7 @@ impl Store {
         let status = OutboxStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status}")))?;
         if matches!(status, OutboxStatus::Dead | OutboxStatus::Pending) {
-            sqlx::query(
+            sql::query(
                 "update outbox set status = 'pending', attempts = 0, next_attempt_at = $1 where id = $2",
             )
             .bind(now)
@@ -1126,7 +1163,7 @@ fn sqlite_url(url: &str) -> Result<String> {
 /// look-up first: on PostgreSQL a concurrent insert of the same citizen (another replica)
 /// makes this wait for it, then find its row.
 async fn upsert_citizen(tx: &mut Tx, channel: Channel, external_id: &str, now: i64) -> Result<i64> {
-    let inserted: Option<i64> = sqlx::query_scalar(
+    let inserted: Option<i64> = sql::query_scalar(
         "insert into citizens (channel, external_id, pushes_enabled, unreachable, created_at) \
          values ($1, $2, 1, 0, $3) on conflict (channel, external_id) do nothing returning id",
     )
@@ -1138,17 +1175,15 @@ async fn upsert_citizen(tx: &mut Tx, channel: Channel, external_id: &str, now: i
     if let Some(id) = inserted {
         return Ok(id);
     }
-    Ok(
-        sqlx::query_scalar("select id from citizens where channel = $1 and external_id = $2")
-            .bind(channel.as_str())
-            .bind(external_id)
-            .fetch_one(&mut **tx)
-            .await?,
-    )
+    sql::query_scalar("select id from citizens where channel = $1 and external_id = $2")
+        .bind(channel.as_str())
+        .bind(external_id)
+        .fetch_one(&mut **tx)
+        .await
 }
 
 pub(crate) async fn insert_outbox(tx: &mut Tx, row: &NewOutbox, now: i64) -> Result<i64> {
-    let query = sqlx::query(
+    let query = sql::query(
         "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
          next_attempt_at, created_at) values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) returning id",
     );
@@ -1156,14 +1191,11 @@ pub(crate) async fn insert_outbox(tx: &mut Tx, row: &NewOutbox, now: i64) -> Res
         .bind(now)
         .fetch_one(&mut **tx)
         .await?;
-    Ok(row.try_get("id")?)
+    row.try_get("id")
 }
 
 /// Binds `row`'s citizen, channel, recipient, kind, content and language, in that order.
-fn bind_outbox_columns<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    row: &'q NewOutbox,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+fn bind_outbox_columns<'q>(query: sql::Query<'q>, row: &'q NewOutbox) -> sql::Query<'q> {
     query
         .bind(row.citizen_id)
         .bind(row.channel.as_str())
@@ -1239,16 +1271,16 @@ fn lang_of(s: Option<String>) -> Result<Option<Lang>> {
 }
 
 /// A 0/1 flag column (integers on both backends).
-fn flag(r: &AnyRow, column: &str) -> Result<bool> {
+fn flag(r: &Row, column: &str) -> Result<bool> {
     Ok(r.try_get::<i64, _>(column)? != 0)
 }
 
 /// A count column that fits `u32` (attempts, parts).
-fn count(r: &AnyRow, column: &str) -> Result<u32> {
+fn count(r: &Row, column: &str) -> Result<u32> {
     Ok(r.try_get::<i64, _>(column)?.clamp(0, i64::from(u32::MAX)) as u32)
 }
 
-fn citizen_from_row(r: &AnyRow) -> Result<Citizen> {
+fn citizen_from_row(r: &Row) -> Result<Citizen> {
     Ok(Citizen {
         id: r.try_get("id")?,
         channel: channel_of(&r.try_get::<String, _>("channel")?)?,
@@ -1262,7 +1294,7 @@ fn citizen_from_row(r: &AnyRow) -> Result<Citizen> {
     })
 }
 
-fn outbox_from_row(r: &AnyRow) -> Result<OutboxRow> {
+fn outbox_from_row(r: &Row) -> Result<OutboxRow> {
     let kind: String = r.try_get("kind")?;
     let status: String = r.try_get("status")?;
     Ok(OutboxRow {
@@ -1313,7 +1345,7 @@ async fn write_send_records(
                 ),
             )
         });
-        let mut q = sqlx::query(&sql);
+        let mut q = sql::query(&sql);
         for (o, provider_id) in chunk {
             q = q
                 .bind(o.id)
@@ -1337,13 +1369,13 @@ async fn write_send_records(
                 SendRecord::Retry {
                     next_attempt_at,
                     error,
-                } => sqlx::query(
+                } => sql::query(
                     "update outbox set status = 'pending', next_attempt_at = $1, last_error = $2, claimed_until = null, \
                      attempts = $3 where id = $4",
                 )
                 .bind(next_attempt_at)
                 .bind(error),
-                SendRecord::Dead { error } => sqlx::query(
+                SendRecord::Dead { error } => sql::query(
                     "update outbox set status = 'dead', last_error = $1, claimed_until = null, attempts = $2 \
                      where id = $3",
                 )
@@ -1365,7 +1397,7 @@ mod tests {
     /// The plan SQLite picks for `sql` with `binds` (text), one line per step.
     async fn plan(store: &Store, sql: &str, binds: &[&str]) -> Vec<String> {
         let explain = format!("explain query plan {sql}");
-        let mut q = sqlx::query(&explain);
+        let mut q = sql::query(&explain);
         for b in binds {
             q = q.bind(*b);
         }
@@ -1411,14 +1443,14 @@ mod tests {
         let (_dir, store) = fresh_sqlite().await;
         let own = store.own_pool().await.unwrap();
         let mut tx = store.write().await.unwrap();
-        sqlx::query("create temp table written_here (x integer)")
+        sql::query("create temp table written_here (x integer)")
             .execute(&mut *tx)
             .await
             .unwrap();
         tx.commit().await.unwrap();
         for s in [&own, &store, &own] {
             let mut tx = s.write().await.unwrap();
-            sqlx::query("insert into written_here values (1)")
+            sql::query("insert into written_here values (1)")
                 .execute(&mut *tx)
                 .await
                 .unwrap();

@@ -12,8 +12,8 @@ use flows::delivery::OutboxContent;
 use flows::message::Channel;
 use flows::reference::{Reference, ReportKind};
 use flows::stations::Directory;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+
+use super::sql::{self, Row};
 
 use super::{
     Backend, Citizen, OutboxKind, Result, Store, StoreError, Tx, citizen_from_row, corrupt,
@@ -287,7 +287,7 @@ pub(super) const REPORT_COLUMNS: &str = "id, reference, kind, citizen_id, catego
 const HISTORY_COLUMNS: &str = "id, action, status, note, internal_note, actor, at, fir_number, \
      reason, found_ref, from_station, to_station";
 
-pub(super) fn report_from_row(r: &AnyRow) -> Result<ReportRecord> {
+pub(super) fn report_from_row(r: &Row) -> Result<ReportRecord> {
     let reference: String = r.try_get("reference")?;
     let kind: String = r.try_get("kind")?;
     let lang: String = r.try_get("lang")?;
@@ -319,7 +319,7 @@ pub(super) fn report_from_row(r: &AnyRow) -> Result<ReportRecord> {
     })
 }
 
-fn history_from_row(r: &AnyRow) -> Result<HistoryEntry> {
+fn history_from_row(r: &Row) -> Result<HistoryEntry> {
     Ok(HistoryEntry {
         id: r.try_get("id")?,
         action: r.try_get("action")?,
@@ -368,7 +368,7 @@ impl Store {
         expires_at: Option<i64>,
     ) -> Result<i64> {
         let mut tx = self.write().await?;
-        let id = sqlx::query_scalar(
+        let id = sql::query_scalar(
             "insert into officers (name, scope, token_hash, created_at, expires_at) \
              values ($1, $2, $3, $4, $5) returning id",
         )
@@ -386,7 +386,7 @@ impl Store {
     /// Revokes every live token of that officer name; returns how many.
     pub async fn revoke_officer(&self, name: &str, now: i64) -> Result<u64> {
         let mut tx = self.write().await?;
-        let n = sqlx::query(
+        let n = sql::query(
             "update officers set revoked_at = $1 where name = $2 and revoked_at is null",
         )
         .bind(now)
@@ -405,7 +405,7 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<Officer>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "select id, name, scope from officers where token_hash = $1 and revoked_at is null \
              and (expires_at is null or expires_at > $2)",
         )
@@ -451,7 +451,7 @@ impl Store {
                  order by id limit $1"
             }
         };
-        let mut q = sqlx::query(sql);
+        let mut q = sql::query(sql);
         if let Some(r) = reference {
             q = q.bind(r);
         }
@@ -515,7 +515,7 @@ impl Store {
         }
         sql.push_str(" order by id desc limit ?");
         let sql = numbered(&sql);
-        let mut q = sqlx::query(&sql);
+        let mut q = sql::query(&sql);
         for b in binds {
             q = match b {
                 Bind::Text(s) => q.bind(s),
@@ -536,20 +536,20 @@ impl Store {
         reference: &Reference,
     ) -> Result<Option<ReportDetail>> {
         let mut conn = self.pool.acquire().await?;
-        let Some(report) = scoped_report(&mut conn, scope, reference, "").await? else {
+        let Some(report) = scoped_report((&mut conn).into(), scope, reference, "").await? else {
             return Ok(None);
         };
         let sql = format!(
             "select {HISTORY_COLUMNS} from report_history where report_id = $1 order by id"
         );
-        let history = sqlx::query(&sql)
+        let history = sql::query(&sql)
             .bind(report.id)
             .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(history_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let attachments = sqlx::query(
+        let attachments = sql::query(
             "select n, kind, file_id, mime, caption from attachments where report_id = $1 order by n",
         )
         .bind(report.id)
@@ -566,7 +566,7 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let matches = sqlx::query_scalar(
+        let matches = sql::query_scalar(
             "select r.reference from report_matches m join reports r on r.id = \
              (case when m.lost_report_id = $1 then m.found_report_id else m.lost_report_id end) \
              where m.lost_report_id = $2 or m.found_report_id = $3 order by m.matched_at, r.id",
@@ -596,9 +596,14 @@ impl Store {
         now: i64,
     ) -> Result<Changed, ChangeFailure> {
         let mut tx = self.write().await?;
-        let report = scoped_report(&mut tx, &actor.scope, reference, self.backend.for_update())
-            .await?
-            .ok_or(ChangeFailure::NotFound)?;
+        let report = scoped_report(
+            (&mut *tx).into(),
+            &actor.scope,
+            reference,
+            self.backend.for_update(),
+        )
+        .await?
+        .ok_or(ChangeFailure::NotFound)?;
         let to = change.status.trim().to_owned();
         let change = Change {
             status: to.clone(),
@@ -629,7 +634,7 @@ impl Store {
                     .filter(|r| r.kind() == ReportKind::Found)
                     .ok_or_else(|| ChangeFailure::BadFoundRef(typed.clone()))?;
                 let exists: Option<i64> =
-                    sqlx::query_scalar("select id from reports where reference = $1")
+                    sql::query_scalar("select id from reports where reference = $1")
                         .bind(r.to_string())
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -640,7 +645,7 @@ impl Store {
             }
         };
 
-        sqlx::query(
+        sql::query(
             "update reports set status = $1, updated_at = $2, \
              fir_number = coalesce($3, fir_number), close_reason = coalesce($4, close_reason), \
              found_ref = coalesce($5, found_ref) where id = $6",
@@ -658,7 +663,7 @@ impl Store {
              fir_number, reason, found_ref) values ($1, 'status', $2, $3, $4, $5, $6, $7, $8, $9) \
              returning {HISTORY_COLUMNS}"
         );
-        let history = sqlx::query(&sql)
+        let history = sql::query(&sql)
             .bind(report.id)
             .bind(&to)
             .bind(&change.note)
@@ -745,9 +750,14 @@ impl Store {
         now: i64,
     ) -> Result<Changed, ChangeFailure> {
         let mut tx = self.write().await?;
-        let report = scoped_report(&mut tx, &actor.scope, reference, self.backend.for_update())
-            .await?
-            .ok_or(ChangeFailure::NotFound)?;
+        let report = scoped_report(
+            (&mut *tx).into(),
+            &actor.scope,
+            reference,
+            self.backend.for_update(),
+        )
+        .await?
+        .ok_or(ChangeFailure::NotFound)?;
         if !lifecycle::is_open(&report.status) {
             return Err(ChangeFailure::Closed);
         }
@@ -761,7 +771,7 @@ impl Store {
         }
         let note = note.map(str::trim).filter(|n| !n.is_empty());
 
-        sqlx::query(
+        sql::query(
             "update reports set station_id = $1, district_id = $2, updated_at = $3 where id = $4",
         )
         .bind(&station.id)
@@ -774,7 +784,7 @@ impl Store {
             "insert into report_history (report_id, action, status, note, actor, at, from_station, \
              to_station) values ($1, 'transfer', $2, $3, $4, $5, $6, $7) returning {HISTORY_COLUMNS}"
         );
-        let history = sqlx::query(&sql)
+        let history = sql::query(&sql)
             .bind(report.id)
             .bind(&report.status)
             .bind(note)
@@ -968,7 +978,7 @@ async fn match_lost_and_found(
             ReportKind::Found => "pg_advisory_xact_lock",
             _ => "pg_advisory_xact_lock_shared",
         };
-        sqlx::query(&format!(
+        sql::query(&format!(
             "select {lock}(hashtextextended('seva:match:' || $1 || ':' || $2, 0))"
         ))
         .bind(&report.category)
@@ -976,7 +986,7 @@ async fn match_lost_and_found(
         .execute(&mut **tx)
         .await?;
     }
-    let rows = sqlx::query(&sql)
+    let rows = sql::query(&sql)
         .bind(other_kind)
         .bind(&report.category)
         .bind(district)
@@ -993,7 +1003,7 @@ async fn match_lost_and_found(
         if !may_match(lost, found) {
             continue;
         }
-        let inserted = sqlx::query(
+        let inserted = sql::query(
             "insert into report_matches (lost_report_id, found_report_id, matched_at) values ($1, $2, $3) \
              on conflict do nothing",
         )
@@ -1080,15 +1090,15 @@ async fn match_lost_and_found(
 /// The report with this reference if `scope` covers it. `lock` is appended to the `select`
 /// ([`Backend::for_update`] before a change).
 async fn scoped_report(
-    conn: &mut AnyConnection,
+    conn: sql::Target<'_>,
     scope: &Scope,
     reference: &Reference,
     lock: &str,
 ) -> Result<Option<ReportRecord>> {
     let sql = format!("select {REPORT_COLUMNS} from reports where reference = $1{lock}");
-    let row = sqlx::query(&sql)
+    let row = sql::query(&sql)
         .bind(reference.to_string())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn)
         .await?;
     let Some(report) = row.as_ref().map(report_from_row).transpose()? else {
         return Ok(None);
@@ -1100,7 +1110,7 @@ async fn scoped_report(
 
 async fn reload(tx: &mut Tx, id: i64) -> Result<ReportRecord> {
     let sql = format!("select {REPORT_COLUMNS} from reports where id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_one(&mut **tx).await?;
+    let row = sql::query(&sql).bind(id).fetch_one(&mut **tx).await?;
     report_from_row(&row)
 }
 
@@ -1113,7 +1123,7 @@ async fn push_recipient(tx: &mut Tx, report: &ReportRecord) -> Result<Option<Cit
         "select {} from citizens where id = $1",
         super::CITIZEN_COLUMNS
     );
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    let row = sql::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
     let citizen = row.as_ref().map(citizen_from_row).transpose()?;
     Ok(citizen.filter(|c| c.pushes_enabled))
 }
@@ -1170,7 +1180,7 @@ async fn enqueue_push(
 async fn enqueue_once(tx: &mut Tx, notice: &NewNotice<'_>, now: i64) -> Result<bool> {
     let content =
         serde_json::to_string(notice.content).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = sql::query_scalar(
         "insert into outbox (citizen_id, channel, recipient, kind, content, lang, status, attempts, \
          next_attempt_at, created_at, dedupe_key) values ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9) \
          on conflict (dedupe_key) where dedupe_key is not null do nothing returning id",
@@ -1270,7 +1280,7 @@ async fn insert_audit(
     detail: &serde_json::Value,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "insert into audit_log (actor, officer_id, action, reference, detail, at) values ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&actor.name)

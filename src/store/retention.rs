@@ -4,7 +4,7 @@
 //! removes, so replicas running the same job at once do the work once and a second run finds
 //! nothing left.
 
-use sqlx::Row;
+use super::sql;
 
 use super::{Result, Store, Tx};
 
@@ -47,7 +47,7 @@ pub(super) async fn delete_media_returning(
     binds: &[i64],
 ) -> Result<Vec<MediaFile>> {
     let sql = format!("delete from whatsapp_media where {filter} returning media_id, path");
-    let mut q = sqlx::query(&sql);
+    let mut q = sql::query(&sql);
     for b in binds {
         q = q.bind(*b);
     }
@@ -68,14 +68,14 @@ impl Store {
     /// `idle_since`, oldest first: candidates for [`crate::runtime::Runtime::purge_idle_drafts`],
     /// which decides under the citizen's lock.
     pub async fn idle_drafts(&self, idle_since: i64, limit: u32) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
+        sql::query_scalar(
             "select citizen_id from conversations where updated_at < $1 and state like '%\"draft\":%' \
              order by updated_at limit $2",
         )
         .bind(idle_since)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?)
+        .await
     }
 
     /// Blanks what citizens wrote and what Seva sent them once it is no longer needed: the
@@ -92,7 +92,7 @@ impl Store {
         // Rows a citizen's turn holds ("delete my data" blanks them too) are skipped, not
         // waited for: the next round gets them, and no lock order can deadlock the two.
         let skip = self.backend.skip_locked();
-        let inbox = sqlx::query(&format!(
+        let inbox = sql::query(&format!(
             "update inbox set payload = '{{}}' where id in (select id from inbox where processed_at \
              is not null and processed_at < $1 and payload <> '{{}}'{skip})"
         ))
@@ -100,7 +100,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let outbox = sqlx::query(&format!(
+        let outbox = sql::query(&format!(
             "update outbox set content = 'null' where id in (select id from outbox where status in \
              ('sent', 'dead') and created_at < $1 and content <> 'null'{skip})"
         ))
@@ -137,7 +137,7 @@ impl Store {
                  and status in ('closed', 'returned') and updated_at < $1 order by id limit $2{}",
                 self.backend.for_update()
             );
-            let ids: Vec<i64> = sqlx::query_scalar(&sql)
+            let ids: Vec<i64> = sql::query_scalar(&sql)
                 .bind(closed_before)
                 .bind(PURGE_BATCH)
                 .fetch_all(&mut *tx)
@@ -169,9 +169,9 @@ async fn purge_report(tx: &mut Tx, id: i64, now: i64, media: &mut Vec<MediaFile>
         "delete from attachments where report_id = $1",
         "update report_history set note = null, internal_note = null where report_id = $1",
     ] {
-        sqlx::query(sql).bind(id).execute(&mut **tx).await?;
+        sql::query(sql).bind(id).execute(&mut **tx).await?;
     }
-    sqlx::query(
+    sql::query(
         "update reports set description = null, identifier = null, place = null, name = null, \
          phone = null, pseudonym = null, citizen_id = null, personal_data_purged_at = $1 where id = $2",
     )

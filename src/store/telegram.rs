@@ -2,10 +2,10 @@
 //! (`citizens.unreachable`, and when that last changed) and which group chats were told that
 //! Seva works in private chats.
 
+use super::sql;
 use flows::message::Channel;
-use sqlx::Row;
 
-use super::{Backend, Result, Store, Tx, upsert_citizen};
+use super::{Backend, Result, Store, StoreError, Tx, upsert_citizen};
 
 /// When a reachability change happened, to order it against others: Telegram's date of the
 /// change (unix seconds) and its `update_id` (0 for a change Seva observed itself, a 403).
@@ -57,11 +57,10 @@ impl Store {
 
     /// Whether the citizen is marked unreachable (blocked the bot). `false` for an unknown id.
     pub async fn citizen_unreachable(&self, citizen_id: i64) -> Result<bool> {
-        let flag: Option<i64> =
-            sqlx::query_scalar("select unreachable from citizens where id = $1")
-                .bind(citizen_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let flag: Option<i64> = sql::query_scalar("select unreachable from citizens where id = $1")
+            .bind(citizen_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(flag.unwrap_or(0) != 0)
     }
 
@@ -74,7 +73,7 @@ impl Store {
                 "select id, unreachable from citizens where id in ({})",
                 super::placeholders(1, chunk.len())
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sql::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
             }
@@ -93,7 +92,7 @@ impl Store {
     /// After a failed send, [`Store::telegram_group_untold`] gives the claim back.
     pub async fn telegram_group_claim_notice(&self, chat_id: i64, now: i64) -> Result<bool> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        sql::query(
             "insert into telegram_group_chats (chat_id, first_seen_at) values ($1, $2) \
              on conflict (chat_id) do nothing",
         )
@@ -101,7 +100,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let claimed = sqlx::query(
+        let claimed = sql::query(
             "update telegram_group_chats set told_at = $1 where chat_id = $2 and told_at is null",
         )
         .bind(now)
@@ -117,7 +116,7 @@ impl Store {
     /// The notice to `chat_id` could not be sent: the next message there may try again.
     pub async fn telegram_group_untold(&self, chat_id: i64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update telegram_group_chats set told_at = null where chat_id = $1")
+        sql::query("update telegram_group_chats set told_at = null where chat_id = $1")
             .bind(chat_id)
             .execute(&mut *tx)
             .await?;
@@ -136,23 +135,24 @@ async fn set_reachable(
     // PostgreSQL: two changes of one citizen (two replicas) take turns on the citizen row, so
     // the newer one is always compared with what the older one recorded.
     if backend == Backend::Postgres {
-        sqlx::query("select id from citizens where id = $1 for no key update")
+        sql::query("select id from citizens where id = $1 for no key update")
             .bind(citizen_id)
             .execute(&mut **tx)
             .await?;
     }
-    let recorded: Option<(i64, i64)> = sqlx::query_as(
-        "select changed_at, update_id from telegram_reachability where citizen_id = $1",
-    )
-    .bind(citizen_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let recorded: Option<(i64, i64)> =
+        sql::query("select changed_at, update_id from telegram_reachability where citizen_id = $1")
+            .bind(citizen_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| Ok::<_, StoreError>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
     if let Some((at, update_id)) = recorded
         && when <= (ReachabilityAt { at, update_id })
     {
         return Ok(ReachabilityChange::Stale { citizen_id });
     }
-    sqlx::query(
+    sql::query(
         "insert into telegram_reachability (citizen_id, changed_at, update_id) values ($1, $2, $3) \
          on conflict (citizen_id) do update set changed_at = excluded.changed_at, update_id = excluded.update_id",
     )
@@ -162,7 +162,7 @@ async fn set_reachable(
     .execute(&mut **tx)
     .await?;
     let changed =
-        sqlx::query("update citizens set unreachable = $1 where id = $2 and unreachable = $3")
+        sql::query("update citizens set unreachable = $1 where id = $2 and unreachable = $3")
             .bind(i64::from(!reachable))
             .bind(citizen_id)
             .bind(i64::from(reachable))
@@ -191,7 +191,7 @@ async fn revive_blocked_pushes(
     citizen_id: i64,
     at: i64,
 ) -> Result<()> {
-    let revived = sqlx::query(
+    let revived = sql::query(
         "update outbox set status = 'pending', attempts = 0, next_attempt_at = 0, last_error = null \
          where citizen_id = $1 and channel = 'telegram' and kind = 'push' and status = 'dead' \
          and last_error like $2 and created_at >= $3",

@@ -1,11 +1,10 @@
 //! Transaction 2: one citizen's turn. Every method acts for [`Turn::citizen`] only, so a lookup
 //! can never see another citizen's report.
 
+use super::sql::{self, Row};
 use flows::Lang;
 use flows::effect::NewReport;
 use flows::reference::{Reference, ReportKind};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::{
     Backend, CITIZEN_COLUMNS, Citizen, InboxPayload, InboxRow, NewOutbox, Result, Store,
@@ -97,14 +96,14 @@ impl Turn {
 
     /// Marks the start of one message's work, so a failure can undo just that message.
     pub async fn savepoint(&mut self) -> Result<()> {
-        sqlx::query("savepoint message")
+        sql::query("savepoint message")
             .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
 
     pub async fn release_savepoint(&mut self) -> Result<()> {
-        sqlx::query("release savepoint message")
+        sql::query("release savepoint message")
             .execute(&mut *self.tx)
             .await?;
         Ok(())
@@ -113,14 +112,14 @@ impl Turn {
     /// Undoes everything since [`Turn::savepoint`] (including changes to [`Turn::citizen`])
     /// and ends the savepoint.
     pub async fn rollback_to_savepoint(&mut self) -> Result<()> {
-        sqlx::query("rollback to savepoint message")
+        sql::query("rollback to savepoint message")
             .execute(&mut *self.tx)
             .await?;
-        sqlx::query("release savepoint message")
+        sql::query("release savepoint message")
             .execute(&mut *self.tx)
             .await?;
         let sql = format!("select {CITIZEN_COLUMNS} from citizens where id = $1");
-        let row = sqlx::query(&sql)
+        let row = sql::query(&sql)
             .bind(self.citizen.id)
             .fetch_one(&mut *self.tx)
             .await?;
@@ -133,7 +132,7 @@ impl Turn {
     pub async fn unprocessed_and_conversation(
         &mut self,
     ) -> Result<(Vec<InboxRow>, Option<String>)> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "select i.id, i.payload, i.received_at, c.state from inbox i \
              left join conversations c on c.citizen_id = i.citizen_id \
              where i.citizen_id = $1 and i.processed_at is null order by i.id",
@@ -160,7 +159,7 @@ impl Turn {
 
     /// Whether the citizen has messages waiting for a turn.
     pub async fn has_unprocessed(&mut self) -> Result<bool> {
-        let row = sqlx::query(
+        let row = sql::query(
             "select id from inbox where citizen_id = $1 and processed_at is null limit 1",
         )
         .bind(self.citizen.id)
@@ -176,7 +175,7 @@ impl Turn {
         now: i64,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
+        sql::query(
             "update inbox set processed_at = $1, error = $2 where id = $3 and citizen_id = $4",
         )
         .bind(now)
@@ -190,16 +189,14 @@ impl Turn {
 
     /// The stored conversation JSON, if any.
     pub async fn conversation(&mut self) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("select state from conversations where citizen_id = $1")
-                .bind(self.citizen.id)
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
+        sql::query_scalar("select state from conversations where citizen_id = $1")
+            .bind(self.citizen.id)
+            .fetch_optional(&mut *self.tx)
+            .await
     }
 
     pub async fn save_conversation(&mut self, state: &str, now: i64) -> Result<()> {
-        sqlx::query(
+        sql::query(
             "insert into conversations (citizen_id, state, updated_at) values ($1, $2, $3) \
              on conflict (citizen_id) do update set state = excluded.state, updated_at = excluded.updated_at",
         )
@@ -216,7 +213,7 @@ impl Turn {
         if self.citizen.lang == Some(lang) {
             return Ok(());
         }
-        sqlx::query("update citizens set lang = $1 where id = $2")
+        sql::query("update citizens set lang = $1 where id = $2")
             .bind(lang.code())
             .bind(self.citizen.id)
             .execute(&mut *self.tx)
@@ -230,7 +227,7 @@ impl Turn {
         if self.citizen.phone.as_deref() == Some(phone) {
             return Ok(());
         }
-        sqlx::query("update citizens set phone = $1 where id = $2")
+        sql::query("update citizens set phone = $1 where id = $2")
             .bind(phone)
             .bind(self.citizen.id)
             .execute(&mut *self.tx)
@@ -240,7 +237,7 @@ impl Turn {
     }
 
     pub async fn set_pushes(&mut self, enabled: bool) -> Result<()> {
-        sqlx::query("update citizens set pushes_enabled = $1 where id = $2")
+        sql::query("update citizens set pushes_enabled = $1 where id = $2")
             .bind(i64::from(enabled))
             .bind(self.citizen.id)
             .execute(&mut *self.tx)
@@ -291,7 +288,7 @@ impl Turn {
              on conflict do nothing returning {}",
             super::reports::REPORT_COLUMNS
         );
-        let inserted = sqlx::query(&sql)
+        let inserted = sql::query(&sql)
             .bind(report.reference.to_string())
             .bind(&report.draft_id)
             .bind(report.kind.as_str())
@@ -320,7 +317,7 @@ impl Turn {
         let filed = super::reports::report_from_row(&inserted)?;
         let id = filed.id;
 
-        sqlx::query(
+        sql::query(
             "insert into report_history (report_id, status, actor, at) values ($1, $2, 'citizen', $3)",
         )
         .bind(id)
@@ -329,7 +326,7 @@ impl Turn {
         .execute(&mut *self.tx)
         .await?;
         for (n, a) in report.attachments.iter().enumerate() {
-            sqlx::query(
+            sql::query(
                 "insert into attachments (report_id, n, kind, file_id, mime, caption) values ($1, $2, $3, $4, $5, $6)",
             )
             .bind(id)
@@ -353,7 +350,7 @@ impl Turn {
     /// Why a filing inserted nothing: the draft was filed before (answered with its first
     /// reference), or else another report holds the reference just drawn.
     async fn filed_before(&mut self, draft_id: &str) -> Result<Filing> {
-        let existing = sqlx::query("select reference, station_id from reports where draft_id = $1")
+        let existing = sql::query("select reference, station_id from reports where draft_id = $1")
             .bind(draft_id)
             .fetch_optional(&mut *self.tx)
             .await?;
@@ -374,7 +371,7 @@ impl Turn {
         let sql = format!(
             "select {REPORT_COLUMNS} from reports where reference = $1 and citizen_id = $2"
         );
-        let row = sqlx::query(&sql)
+        let row = sql::query(&sql)
             .bind(reference.to_string())
             .bind(self.citizen.id)
             .fetch_optional(&mut *self.tx)
@@ -390,7 +387,7 @@ impl Turn {
         let sql = format!(
             "select {REPORT_COLUMNS} from reports where citizen_id = $1 order by created_at desc, id desc limit $2"
         );
-        let rows = sqlx::query(&sql)
+        let rows = sql::query(&sql)
             .bind(self.citizen.id)
             .bind(i64::from(limit))
             .fetch_all(&mut *self.tx)
@@ -405,7 +402,7 @@ impl Turn {
     /// When this citizen filed their reports after `since` (unix seconds), newest first, at
     /// most `limit` of them (`crate::limits` counts them against the daily limit).
     pub async fn filed_since(&mut self, since: i64, limit: u32) -> Result<Vec<i64>> {
-        let times = sqlx::query_scalar(
+        let times = sql::query_scalar(
             "select created_at from reports where citizen_id = $1 and created_at > $2 \
              order by created_at desc limit $3",
         )
@@ -417,12 +414,12 @@ impl Turn {
         Ok(times)
     }
 
-    async fn report_with_history(&mut self, row: &AnyRow) -> Result<StoredReport> {
+    async fn report_with_history(&mut self, row: &Row) -> Result<StoredReport> {
         let id: i64 = row.try_get("id")?;
         let reference: String = row.try_get("reference")?;
         let kind: String = row.try_get("kind")?;
         let history =
-            sqlx::query(
+            sql::query(
                 "select status, at from report_history where report_id = $1 and action = 'status' order by id",
             )
                 .bind(id)
@@ -468,7 +465,7 @@ impl Turn {
             "update outbox set content = 'null' where citizen_id = $1 and status in ('sent', 'dead')",
         ];
         for sql in statements {
-            sqlx::query(sql).bind(id).execute(&mut *self.tx).await?;
+            sql::query(sql).bind(id).execute(&mut *self.tx).await?;
         }
         self.citizen.phone = None;
         Ok(media)

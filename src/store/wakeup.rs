@@ -22,6 +22,7 @@ use sqlx::AnyPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, watch};
 
+use super::sql;
 use super::{Backend, Result, Store, Tx};
 
 const CHANNEL: &str = "seva_outbox";
@@ -44,7 +45,7 @@ pub(super) struct FleetWakeups {
 /// use [`Store::wake_fleet`] instead.
 pub(super) async fn wake_dispatchers(tx: &mut Tx, backend: Backend) -> Result<()> {
     if backend == Backend::Postgres {
-        sqlx::query("select pg_notify('seva_outbox', current_schema()::text)")
+        sql::query("select pg_notify('seva_outbox', current_schema()::text)")
             .execute(&mut **tx)
             .await?;
     }

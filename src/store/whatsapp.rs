@@ -1,8 +1,8 @@
 //! The WhatsApp channel's SQL: the 24-hour window and template state of outbox rows, delivery
 //! statuses, and the media download queue (`migrations/*/0002_whatsapp.sql`).
 
+use super::sql::{self, Row};
 use flows::message::{Channel, MediaKind};
-use sqlx::Row;
 use webhook::{DeliveryStatus, StatusKind};
 
 use super::multi_row::{padded_list, statement_text};
@@ -120,7 +120,7 @@ pub(super) async fn wake_waiting_all(tx: &mut Tx, recipients: &[&str], now: i64)
                 waiting(chunk.len())
             )
         });
-        let mut q = sqlx::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
+        let mut q = sql::query(&sql).bind(now).bind(Channel::Whatsapp.as_str());
         for r in chunk {
             q = q.bind(r);
         }
@@ -134,7 +134,7 @@ const SEND_STATE: &str = "select o.id, o.wa_wait_after_inbox, o.wa_templated_at,
      c.last_inbound_at, (select max(i.id) from inbox i where i.citizen_id = c.id) as last_inbox_id \
      from outbox o left join citizens c on c.channel = o.channel and c.external_id = o.recipient";
 
-fn send_state(r: &sqlx::any::AnyRow) -> Result<WhatsappSendState> {
+fn send_state(r: &Row) -> Result<WhatsappSendState> {
     Ok(WhatsappSendState {
         last_inbound_at: r.try_get("last_inbound_at")?,
         wait_after_inbox: r.try_get("wa_wait_after_inbox")?,
@@ -149,7 +149,7 @@ fn send_state(r: &sqlx::any::AnyRow) -> Result<WhatsappSendState> {
 impl Store {
     /// The window and template state of an outbox row (`None` when the row does not exist).
     pub async fn whatsapp_send_state(&self, outbox_id: i64) -> Result<Option<WhatsappSendState>> {
-        let row = sqlx::query(&format!("{SEND_STATE} where o.id = $1"))
+        let row = sql::query(&format!("{SEND_STATE} where o.id = $1"))
             .bind(outbox_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -169,7 +169,7 @@ impl Store {
                 "{SEND_STATE} where o.id in ({})",
                 placeholders(1, ids.len())
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sql::query(&sql);
             for id in ids {
                 q = q.bind(*id);
             }
@@ -190,7 +190,7 @@ impl Store {
         last_inbox_id: Option<i64>,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        sql::query(
             "update outbox set wa_wait_after_inbox = coalesce(wa_wait_after_inbox, $1) where id = $2",
         )
         .bind(last_inbox_id.unwrap_or(0))
@@ -204,7 +204,7 @@ impl Store {
     /// The citizen wrote since the window closed for this row: it may be sent as it is again.
     pub async fn whatsapp_reopen_window(&self, outbox_id: i64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update outbox set wa_wait_after_inbox = null where id = $1")
+        sql::query("update outbox set wa_wait_after_inbox = null where id = $1")
             .bind(outbox_id)
             .execute(&mut *tx)
             .await?;
@@ -215,7 +215,7 @@ impl Store {
     /// Turns the row into its template, once: the first time is kept.
     pub async fn whatsapp_mark_templated(&self, outbox_id: i64, now: i64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        sql::query(
             "update outbox set wa_templated_at = coalesce(wa_templated_at, $1), wa_parts_sent = 0 where id = $2",
         )
         .bind(now)
@@ -229,7 +229,7 @@ impl Store {
     /// Records that the first `parts` request bodies of the row were accepted.
     pub async fn whatsapp_set_parts_sent(&self, outbox_id: i64, parts: u32) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update outbox set wa_parts_sent = $1 where id = $2")
+        sql::query("update outbox set wa_parts_sent = $1 where id = $2")
             .bind(parts as i64)
             .bind(outbox_id)
             .execute(&mut *tx)
@@ -270,7 +270,7 @@ impl Store {
                  and unreachable <> 0",
                 placeholders(2, due.len())
             );
-            let mut q = sqlx::query(&sql).bind(Channel::Whatsapp.as_str());
+            let mut q = sql::query(&sql).bind(Channel::Whatsapp.as_str());
             for r in &due {
                 q = q.bind(*r);
             }
@@ -295,7 +295,7 @@ impl Store {
     /// The citizen cannot be reached on WhatsApp (131026: not a WhatsApp user).
     pub async fn whatsapp_mark_unreachable(&self, recipient: &str) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("update citizens set unreachable = 1 where channel = $1 and external_id = $2")
+        sql::query("update citizens set unreachable = 1 where channel = $1 and external_id = $2")
             .bind(Channel::Whatsapp.as_str())
             .bind(recipient)
             .execute(&mut *tx)
@@ -328,7 +328,7 @@ impl Store {
             "select id, status, wa_templated_at from outbox where channel = $1 and provider_id = $2 \
              order by id desc limit 1{lock}"
         );
-        let mut row = sqlx::query(&sql)
+        let mut row = sql::query(&sql)
             .bind(Channel::Whatsapp.as_str())
             .bind(&status.provider_id)
             .fetch_optional(&mut *tx)
@@ -343,7 +343,7 @@ impl Store {
                 "select id, status, wa_templated_at from outbox where channel = $1 and id = $2 \
                  and provider_id is not null{lock}"
             );
-            row = sqlx::query(&sql)
+            row = sql::query(&sql)
                 .bind(Channel::Whatsapp.as_str())
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -359,7 +359,7 @@ impl Store {
         let applied = match status.status {
             StatusKind::Sent => StatusApplied::Recorded { outbox_id },
             StatusKind::Delivered => {
-                sqlx::query(
+                sql::query(
                     "update outbox set delivered_at = coalesce(delivered_at, $1) where id = $2",
                 )
                 .bind(at)
@@ -369,7 +369,7 @@ impl Store {
                 StatusApplied::Recorded { outbox_id }
             }
             StatusKind::Read => {
-                sqlx::query(
+                sql::query(
                     "update outbox set read_at = coalesce(read_at, $1), delivered_at = coalesce(delivered_at, $2) \
                      where id = $3",
                 )
@@ -386,7 +386,7 @@ impl Store {
                     .first()
                     .map(|(c, t)| (*c, t.chars().take(120).collect::<String>()))
                     .unwrap_or((0, String::new()));
-                let first: Option<String> = sqlx::query_scalar(
+                let first: Option<String> = sql::query_scalar(
                     "insert into whatsapp_failures (provider_id, outbox_id, code, title, at) values ($1, $2, $3, $4, $5) \
                      on conflict (provider_id) do nothing returning provider_id",
                 )
@@ -402,7 +402,7 @@ impl Store {
                     return Ok(StatusApplied::Duplicate { outbox_id });
                 }
                 let failure = format!("{code}: {title}");
-                sqlx::query("update outbox set failed_at = $1, failure = $2 where id = $3")
+                sql::query("update outbox set failed_at = $1, failure = $2 where id = $3")
                     .bind(at)
                     .bind(&failure)
                     .bind(outbox_id)
@@ -415,7 +415,7 @@ impl Store {
                         "update outbox set status = 'pending', next_attempt_at = $1, wa_parts_sent = 0, \
                          wa_wait_after_inbox = {LAST_INBOX_OF_RECIPIENT}, last_error = $2 where id = $3"
                     );
-                    sqlx::query(&sql)
+                    sql::query(&sql)
                         .bind(now)
                         .bind(format!(
                             "delivery failed ({failure}): outside the 24-hour window"
@@ -426,7 +426,7 @@ impl Store {
                     super::wakeup::wake_dispatchers(&mut tx, self.backend).await?;
                     StatusApplied::Reengage { outbox_id }
                 } else {
-                    sqlx::query("update outbox set status = 'dead', last_error = $1 where id = $2")
+                    sql::query("update outbox set status = 'dead', last_error = $1 where id = $2")
                         .bind(format!("delivery failed: {failure}"))
                         .bind(outbox_id)
                         .execute(&mut *tx)
@@ -452,7 +452,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.write().await?;
-        let n = sqlx::query(
+        let n = sql::query(
             "insert into whatsapp_media (media_id, citizen_id, kind, mime, status, attempts, next_attempt_at, \
              created_at, updated_at) values ($1, $2, $3, $4, 'pending', 0, $5, $6, $7) on conflict (media_id) do nothing",
         )
@@ -480,7 +480,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<MediaJob>> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        sql::query(
             "update whatsapp_media set status = 'pending' where status = 'downloading' and updated_at < $1",
         )
         .bind(stale_before)
@@ -497,7 +497,7 @@ impl Store {
              order by next_attempt_at limit $3{}) returning media_id, kind, mime, attempts, created_at",
             self.backend.skip_locked()
         );
-        let mut q = sqlx::query(&sql).bind(now).bind(now).bind(i64::from(limit));
+        let mut q = sql::query(&sql).bind(now).bind(now).bind(i64::from(limit));
         if let Some(id) = media_id {
             q = q.bind(id);
         }
@@ -528,7 +528,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.write().await?;
-        let updated = sqlx::query(
+        let updated = sql::query(
             "update whatsapp_media set status = 'done', path = $1, bytes = $2, attempts = attempts + 1, \
              last_error = null, updated_at = $3 where media_id = $4",
         )
@@ -556,7 +556,7 @@ impl Store {
             None => ("failed", now),
         };
         let mut tx = self.write().await?;
-        sqlx::query(
+        sql::query(
             "update whatsapp_media set status = $1, next_attempt_at = $2, attempts = attempts + 1, last_error = $3, \
              updated_at = $4 where media_id = $5",
         )
@@ -573,7 +573,7 @@ impl Store {
 
     /// One media id's download record (the officer API serves `path`).
     pub async fn whatsapp_media(&self, media_id: &str) -> Result<Option<MediaRecord>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "select media_id, citizen_id, kind, mime, status, path, bytes, attempts, last_error \
              from whatsapp_media where media_id = $1",
         )
