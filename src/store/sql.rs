@@ -408,24 +408,52 @@ pub(crate) fn open_sqlite_writer(
 /// `busy_timeout`, and SQLite's own busy handler (which would sleep on this thread) is not
 /// used for it.
 pub(crate) async fn begin_sqlite(writer: &SqliteWriter, busy_timeout: Duration) -> Result<Conn> {
-    let conn = writer.clone().lock_owned().await;
+    let mut conn = writer.clone().lock_owned().await;
     let deadline = Instant::now() + busy_timeout;
-    conn.busy_timeout(Duration::ZERO)?;
-    let mut pause = Duration::from_millis(1);
-    let begun = loop {
-        match run_sqlite(&conn, "begin immediate", &[], false) {
-            Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            other => break other,
+    {
+        // Put back even if this future is dropped while it waits.
+        let off = BusyHandlerOff::new(&mut conn, busy_timeout)?;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match run_sqlite(off.conn, "begin immediate", &[], false) {
+                Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                other => break other.map(|_| ())?,
+            };
         }
-    };
-    conn.busy_timeout(busy_timeout)?;
-    begun?;
+    }
     Ok(Conn::Sqlite(SqliteTx { conn, open: true }))
+}
+
+/// SQLite's busy handler switched off on a connection until this is dropped, then set back
+/// to `restore`.
+/// (Held across `await`s, so it borrows the guard mutably: a shared `&Connection` is not
+/// `Send`.)
+struct BusyHandlerOff<'c> {
+    conn: &'c mut OwnedMutexGuard<rusqlite::Connection>,
+    restore: Duration,
+}
+
+impl<'c> BusyHandlerOff<'c> {
+    fn new(
+        conn: &'c mut OwnedMutexGuard<rusqlite::Connection>,
+        restore: Duration,
+    ) -> Result<BusyHandlerOff<'c>> {
+        conn.busy_timeout(Duration::ZERO)?;
+        Ok(BusyHandlerOff { conn, restore })
+    }
+}
+
+impl Drop for BusyHandlerOff<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.conn.busy_timeout(self.restore) {
+            tracing::warn!(error = %e, "restoring sqlite's busy timeout failed");
+        }
+    }
 }
 
 /// Runs one statement on SQLite: binds `args` by the number in each `$N` (as sqlx does; SQLite
@@ -750,6 +778,18 @@ mod tests {
         );
         other.execute_batch("commit").unwrap();
         waiting.await.unwrap().unwrap();
+
+        // Given up on while waiting: SQLite's busy handler is back for the next user.
+        other.execute_batch("begin immediate").unwrap();
+        let wait = tokio::time::timeout(Duration::from_millis(30), begin_sqlite(&writer, BUSY));
+        assert!(wait.await.is_err(), "still waiting when dropped");
+        let busy_ms: i64 = writer
+            .lock()
+            .await
+            .query_row("pragma busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy_ms, 5000);
+        other.execute_batch("commit").unwrap();
 
         other.execute_batch("begin immediate").unwrap();
         let started = Instant::now();
