@@ -536,7 +536,7 @@ impl Store {
         reference: &Reference,
     ) -> Result<Option<ReportDetail>> {
         let mut conn = self.pool.acquire().await?;
-        let Some(report) = scoped_report((&mut conn).into(), scope, reference, "").await? else {
+        let Some(report) = scoped_report(&mut conn, scope, reference, "").await? else {
             return Ok(None);
         };
         let sql = format!(
@@ -596,14 +596,9 @@ impl Store {
         now: i64,
     ) -> Result<Changed, ChangeFailure> {
         let mut tx = self.write().await?;
-        let report = scoped_report(
-            (&mut *tx).into(),
-            &actor.scope,
-            reference,
-            self.backend.for_update(),
-        )
-        .await?
-        .ok_or(ChangeFailure::NotFound)?;
+        let report = scoped_report(&mut *tx, &actor.scope, reference, self.backend.for_update())
+            .await?
+            .ok_or(ChangeFailure::NotFound)?;
         let to = change.status.trim().to_owned();
         let change = Change {
             status: to.clone(),
@@ -750,14 +745,9 @@ impl Store {
         now: i64,
     ) -> Result<Changed, ChangeFailure> {
         let mut tx = self.write().await?;
-        let report = scoped_report(
-            (&mut *tx).into(),
-            &actor.scope,
-            reference,
-            self.backend.for_update(),
-        )
-        .await?
-        .ok_or(ChangeFailure::NotFound)?;
+        let report = scoped_report(&mut *tx, &actor.scope, reference, self.backend.for_update())
+            .await?
+            .ok_or(ChangeFailure::NotFound)?;
         if !lifecycle::is_open(&report.status) {
             return Err(ChangeFailure::Closed);
         }
@@ -1089,8 +1079,8 @@ async fn match_lost_and_found(
 
 /// The report with this reference if `scope` covers it. `lock` is appended to the `select`
 /// ([`Backend::for_update`] before a change).
-async fn scoped_report(
-    conn: sql::Target<'_>,
+async fn scoped_report<'c>(
+    conn: impl Into<sql::Target<'c>>,
     scope: &Scope,
     reference: &Reference,
     lock: &str,

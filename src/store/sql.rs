@@ -36,8 +36,6 @@ pub(crate) enum Value<'q> {
     /// A null, with the type PostgreSQL is told it has.
     Null(NullOf),
     Int(i64),
-    Bool(bool),
-    Real(f64),
     Text(Cow<'q, str>),
 }
 
@@ -45,8 +43,6 @@ pub(crate) enum Value<'q> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum NullOf {
     Int,
-    Bool,
-    Real,
     Text,
 }
 
@@ -60,34 +56,6 @@ impl<'q> Bind<'q> for i64 {
     const NULL: NullOf = NullOf::Int;
     fn into_value(self) -> Value<'q> {
         Value::Int(self)
-    }
-}
-
-impl<'q> Bind<'q> for i32 {
-    const NULL: NullOf = NullOf::Int;
-    fn into_value(self) -> Value<'q> {
-        Value::Int(self.into())
-    }
-}
-
-impl<'q> Bind<'q> for u32 {
-    const NULL: NullOf = NullOf::Int;
-    fn into_value(self) -> Value<'q> {
-        Value::Int(self.into())
-    }
-}
-
-impl<'q> Bind<'q> for bool {
-    const NULL: NullOf = NullOf::Bool;
-    fn into_value(self) -> Value<'q> {
-        Value::Bool(self)
-    }
-}
-
-impl<'q> Bind<'q> for f64 {
-    const NULL: NullOf = NullOf::Real;
-    fn into_value(self) -> Value<'q> {
-        Value::Real(self)
     }
 }
 
@@ -126,13 +94,6 @@ impl<'q> Bind<'q> for &'q i64 {
     const NULL: NullOf = NullOf::Int;
     fn into_value(self) -> Value<'q> {
         Value::Int(*self)
-    }
-}
-
-impl<'q> Bind<'q> for &'q Option<i64> {
-    const NULL: NullOf = NullOf::Int;
-    fn into_value(self) -> Value<'q> {
-        (*self).into_value()
     }
 }
 
@@ -314,12 +275,8 @@ fn any_query<'q>(
     for arg in args {
         q = match arg {
             Value::Null(NullOf::Int) => q.bind(None::<i64>),
-            Value::Null(NullOf::Bool) => q.bind(None::<bool>),
-            Value::Null(NullOf::Real) => q.bind(None::<f64>),
             Value::Null(NullOf::Text) => q.bind(None::<String>),
             Value::Int(v) => q.bind(v),
-            Value::Bool(v) => q.bind(v),
-            Value::Real(v) => q.bind(v),
             Value::Text(Cow::Borrowed(v)) => q.bind(v),
             Value::Text(Cow::Owned(v)) => q.bind(v),
         };
@@ -481,8 +438,6 @@ fn run_sqlite(
         match arg {
             Value::Null(_) => stmt.raw_bind_parameter(i, rusqlite::types::Null)?,
             Value::Int(v) => stmt.raw_bind_parameter(i, v)?,
-            Value::Bool(v) => stmt.raw_bind_parameter(i, i64::from(*v))?,
-            Value::Real(v) => stmt.raw_bind_parameter(i, v)?,
             Value::Text(v) => stmt.raw_bind_parameter(i, v.as_ref())?,
         }
     }
@@ -522,6 +477,18 @@ pub(crate) enum Owned {
     Blob(Vec<u8>),
 }
 
+impl Owned {
+    fn kind(&self) -> &'static str {
+        match self {
+            Owned::Null => "null",
+            Owned::Int(_) => "an integer",
+            Owned::Real(_) => "a real",
+            Owned::Text(_) => "text",
+            Owned::Blob(_) => "a blob",
+        }
+    }
+}
+
 impl From<ValueRef<'_>> for Owned {
     fn from(v: ValueRef<'_>) -> Owned {
         match v {
@@ -556,10 +523,11 @@ impl Row {
             Row::Sqlite { columns, values } => {
                 let i = index.position(columns)?;
                 T::from_sqlite(&values[i]).ok_or_else(|| {
+                    // The kind of value only: the value may be a citizen's text.
                     StoreError::Corrupt(format!(
-                        "column {} holds {:?}, not a {}",
+                        "column {} holds {}, not a {}",
                         columns[i],
-                        values[i],
+                        values[i].kind(),
                         std::any::type_name::<T>()
                     ))
                 })
@@ -619,47 +587,10 @@ impl Decode for i64 {
     }
 }
 
-impl Decode for i32 {
-    fn from_sqlite(v: &Owned) -> Option<i32> {
-        match v {
-            Owned::Int(i) => i32::try_from(*i).ok(),
-            _ => None,
-        }
-    }
-}
-
-impl Decode for bool {
-    fn from_sqlite(v: &Owned) -> Option<bool> {
-        match v {
-            Owned::Int(i) => Some(*i != 0),
-            _ => None,
-        }
-    }
-}
-
-impl Decode for f64 {
-    fn from_sqlite(v: &Owned) -> Option<f64> {
-        match v {
-            Owned::Real(r) => Some(*r),
-            Owned::Int(i) => Some(*i as f64),
-            _ => None,
-        }
-    }
-}
-
 impl Decode for String {
     fn from_sqlite(v: &Owned) -> Option<String> {
         match v {
             Owned::Text(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
-}
-
-impl Decode for Vec<u8> {
-    fn from_sqlite(v: &Owned) -> Option<Vec<u8>> {
-        match v {
-            Owned::Blob(b) => Some(b.clone()),
             _ => None,
         }
     }
@@ -702,9 +633,10 @@ mod tests {
         assert_eq!(row.try_get::<i64, _>("a").unwrap(), 7);
         assert_eq!(row.try_get::<String, _>(2).unwrap(), "twox");
         assert_eq!(row.try_get::<Option<i64>, _>("n").unwrap(), None);
+        let not_a_number = row.try_get::<i64, _>("b").unwrap_err().to_string();
         assert!(
-            row.try_get::<i64, _>("b").is_err(),
-            "text is not read as a number"
+            not_a_number.contains("column b holds text") && !not_a_number.contains("two"),
+            "text is not read as a number, and the error does not quote it: {not_a_number}"
         );
         assert!(row.try_get::<i64, _>("missing").is_err());
         let unbound = query("select $1, $2")
